@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the suite needs on a fresh Debian/Ubuntu machine
+# (software Vulkan for the wgpu backend and Bevy, the headers Bevy links against), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=(mesa-vulkan-drivers libvulkan1 pkg-config libwayland-dev libxkbcommon-dev libudev-dev libasound2-dev)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+
+if [ ! -d ../shared/fixtures/tiny-helios ]; then
+  echo "note: ../shared/fixtures/tiny-helios is absent; the golden tests will fail to find their fixtures" >&2
+fi
+
+cargo test --workspace --locked "$@"
