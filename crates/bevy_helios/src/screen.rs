@@ -1,0 +1,164 @@
+//! Components on the game side: [`HeliosScreen`] (a stream whose frames land in an `Image`) and
+//! [`HeliosStream`] (its visible state and counters).
+
+use bevy::asset::RenderAssetUsages;
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
+
+use crate::playback::{FrameRing, FrameStats};
+use crate::prompt::PromptTracker;
+use crate::worker::StreamId;
+
+/// A generated video stream shown in an `Image`.
+///
+/// Spawn it on an NPC (optionally with a [`SceneContext`](crate::prompt::SceneContext), which
+/// then drives the prompt) and use [`HeliosScreen::image`] in a material, a UI node or a sprite.
+/// The plugin starts the stream on its own unless [`HeliosScreen::autostart`] is `false`
+/// (then send [`StartStream`](crate::messages::StartStream)).
+#[derive(Component, Clone, Debug, Reflect)]
+#[reflect(Component)]
+#[require(HeliosStream)]
+pub struct HeliosScreen {
+    /// The image that shows the current frame (see [`HeliosScreen::blank_image`]).
+    pub image: Handle<Image>,
+    /// Start generating as soon as the worker is up.
+    pub autostart: bool,
+    /// Pause generation while the entity is not visible to any camera (needs `ViewVisibility`).
+    pub pause_when_hidden: bool,
+    /// The prompt when the entity has no `SceneContext`.
+    pub prompt: String,
+}
+
+impl HeliosScreen {
+    /// A screen showing its frames in `image`.
+    pub fn new(image: Handle<Image>) -> Self {
+        Self { image, autostart: true, pause_when_hidden: true, prompt: String::new() }
+    }
+
+    /// Sets the prompt used when the entity has no `SceneContext`.
+    #[must_use]
+    pub fn with_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = prompt.into();
+        self
+    }
+
+    /// Do not start on spawn; wait for a [`StartStream`](crate::messages::StartStream).
+    #[must_use]
+    pub fn manual(mut self) -> Self {
+        self.autostart = false;
+        self
+    }
+
+    /// An opaque black RGBA8 sRGB image of the given size, usable as a texture and as a copy
+    /// source and destination (both upload paths and GPU readback work on it).
+    pub fn blank_image(width: u32, height: u32) -> Image {
+        let mut image = Image::new_fill(
+            Extent3d { width: width.max(1), height: height.max(1), depth_or_array_layers: 1 },
+            TextureDimension::D2,
+            &[0, 0, 0, 255],
+            TextureFormat::Rgba8UnormSrgb,
+            RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+        );
+        image.texture_descriptor.usage =
+            TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST | TextureUsages::COPY_SRC;
+        image
+    }
+}
+
+/// Where a stream stands.
+#[derive(Clone, Debug, Default, PartialEq, Reflect)]
+pub enum HeliosStreamStatus {
+    /// Not started (waiting for the worker, or for a `StartStream`).
+    #[default]
+    Idle,
+    /// Start sent; waiting for the worker.
+    Starting,
+    /// Generating and playing.
+    Streaming,
+    /// Off-screen: the worker keeps the stream but makes no chunks for it.
+    Paused,
+    /// Stopped on request.
+    Stopped,
+    /// The stream (or the model) failed; the message says why. A `StartStream` retries.
+    Failed(String),
+}
+
+/// The visible state of a [`HeliosScreen`]'s stream (read-only for the game; the plugin writes it).
+#[derive(Component, Clone, Debug, Default, Reflect)]
+#[reflect(Component)]
+#[require(HeliosPlayback)]
+pub struct HeliosStream {
+    /// Where the stream stands.
+    pub status: HeliosStreamStatus,
+    /// The prompt last sent to the worker.
+    pub prompt: Option<String>,
+    /// The prompt the worker last confirmed.
+    pub applied_prompt: Option<String>,
+    /// Chunks received.
+    pub chunks: u64,
+    /// Frames shown.
+    pub frames_shown: u64,
+    /// Frames that were due while no frame was buffered (the last frame was held).
+    pub underruns: u64,
+    /// Frames dropped (ring full, or skipped on a long tick).
+    pub dropped_frames: u64,
+    /// Frames buffered now.
+    pub buffered: usize,
+    /// Seconds the last chunk took to generate.
+    pub last_chunk_seconds: f32,
+    /// The scheduling priority (distance to the nearest camera); `None` while paused.
+    pub priority: Option<f32>,
+    /// Colour statistics of the frame on screen (drives [`HeliosLight`](crate::light::HeliosLight)).
+    #[reflect(ignore)]
+    pub frame_stats: Option<FrameStats>,
+}
+
+/// Internal per-screen playback and submission state.
+#[derive(Component, Debug)]
+pub struct HeliosPlayback {
+    pub(crate) ring: FrameRing,
+    pub(crate) tracker: PromptTracker,
+    pub(crate) wanted_prompt: String,
+    pub(crate) outgoing_prompt: Option<String>,
+    pub(crate) want_running: Option<bool>,
+    pub(crate) started: bool,
+    pub(crate) grant_outstanding: bool,
+    pub(crate) sent_priority: Option<Option<f32>>,
+    pub(crate) held: Option<crate::playback::Frame>,
+    pub(crate) id: Option<StreamId>,
+}
+
+impl Default for HeliosPlayback {
+    fn default() -> Self {
+        Self {
+            ring: FrameRing::new(72),
+            tracker: PromptTracker::default(),
+            wanted_prompt: String::new(),
+            outgoing_prompt: None,
+            want_running: None,
+            started: false,
+            grant_outstanding: false,
+            sent_priority: None,
+            held: None,
+            id: None,
+        }
+    }
+}
+
+impl HeliosPlayback {
+    /// Queues frames as if the worker had sent them (benchmarks and tools; games never need it).
+    #[doc(hidden)]
+    pub fn inject_frames(&mut self, frames: impl IntoIterator<Item = crate::playback::Frame>) {
+        self.ring.push(frames);
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.ring.clear();
+        self.tracker.reset();
+        self.outgoing_prompt = None;
+        self.started = false;
+        self.grant_outstanding = false;
+        self.sent_priority = None;
+        self.held = None;
+    }
+}

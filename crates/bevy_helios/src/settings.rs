@@ -1,0 +1,231 @@
+//! [`HeliosSettings`]: everything the plugin is configured with, in code or from a
+//! `*.helios.ron` asset (hot-reloadable through Bevy's asset system).
+
+use std::path::{Path, PathBuf};
+
+use bevy::asset::{AssetLoader, LoadContext, io::Reader};
+use bevy::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::prompt::PromptTemplate;
+
+/// The burn backend the worker runs the model on.
+#[derive(Reflect, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HeliosBackend {
+    /// CPU (`burn::backend::NdArray<f32>`): runs everywhere; fine for the embedded tiny model.
+    #[default]
+    NdArray,
+    /// GPU (`burn::backend::Wgpu`): wgpu 29, the same wgpu Bevy renders with.
+    Wgpu,
+}
+
+/// How the worker's wgpu backend relates to Bevy's renderer (only used with [`HeliosBackend::Wgpu`]).
+#[derive(Reflect, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GpuSharing {
+    /// burn runs on Bevy's own `RenderDevice` / `RenderQueue` (one wgpu device for both; built with
+    /// `burn::backend::wgpu::init_device` from a `WgpuSetup` made of Bevy's render resources).
+    /// Falls back to [`GpuSharing::Separate`] (with a warning) when the app does not render.
+    #[default]
+    SharedDevice,
+    /// burn creates its own wgpu device (no contention with the renderer's queue).
+    Separate,
+}
+
+/// How a frame reaches the screen's `Image`.
+#[derive(Reflect, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UploadPath {
+    /// Replace the `Image` asset's pixel data in `Assets<Image>` (Bevy re-uploads the texture).
+    /// Works without a renderer (tests, headless servers).
+    #[default]
+    Cpu,
+    /// Keep the main-world `Image` untouched and copy the frame into the GPU texture in the render
+    /// world: staging buffer (rows padded to 256 bytes) → `copy_buffer_to_texture`.
+    /// Needs the render app; without it the plugin falls back to [`UploadPath::Cpu`].
+    GpuResident,
+}
+
+/// The plugin's configuration, a `Resource`.
+///
+/// [`HeliosPlugin`](crate::HeliosPlugin) inserts it only when the app does not have one yet.
+/// Changing the model, backend, GPU sharing or stream parameters restarts the worker (and its
+/// streams); playback and scheduling fields apply live.
+#[derive(Resource, Reflect, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[reflect(Resource)]
+#[serde(default)]
+pub struct HeliosSettings {
+    /// The diffusers-layout checkpoint folder; `None` = the embedded tiny model
+    /// ([`HeliosSettings::embedded_model_dir`]), whose random weights make abstract motion.
+    pub model_dir: Option<PathBuf>,
+    /// The burn backend.
+    pub backend: HeliosBackend,
+    /// How a wgpu backend shares the GPU with Bevy.
+    pub gpu_sharing: GpuSharing,
+    /// How frames reach the textures.
+    pub upload: UploadPath,
+    /// Generated frame width in pixels (a multiple of 16 for the real model's VAE + patching).
+    pub width: u32,
+    /// Generated frame height in pixels.
+    pub height: u32,
+    /// Denoising steps per pyramid stage (`[2, 2, 2]` for Helios Distilled).
+    pub steps: Vec<usize>,
+    /// Classifier-free guidance scale (1.0 = off, as Distilled runs).
+    pub guidance_scale: f32,
+    /// Seed of the first stream; stream `n` uses `seed + n`.
+    pub seed: u64,
+    /// Run the first chunk with the amplified schedule (as the reference Distilled pipeline does).
+    pub amplify_first_chunk: bool,
+    /// Negative prompt (only used when `guidance_scale > 1`).
+    pub negative_prompt: Option<String>,
+    /// Playback rate of the generated video (Helios: 24 fps).
+    pub fps: f32,
+    /// Frames each screen buffers at most; when the game stalls, the oldest frames are dropped
+    /// (and counted) instead of queueing without bound.
+    pub ring_capacity: usize,
+    /// A stream asks the worker for its next chunk when it holds this many frames or fewer.
+    pub low_water_frames: usize,
+    /// Capacity of the command channel to the worker.
+    pub command_queue: usize,
+    /// Capacity of the result channel from the worker (chunks, progress, errors).
+    pub result_queue: usize,
+    /// Frame budget: at most this many screens get a new frame uploaded per tick (highest priority
+    /// first); the others hold their frame one more tick.
+    pub max_uploads_per_tick: usize,
+    /// A new prompt is sent once the scene context has been stable this long (seconds).
+    pub prompt_debounce_secs: f32,
+    /// A prompt switch is interpolated over this many chunks (0 = switch at the next chunk).
+    pub prompt_interpolation_chunks: usize,
+    /// The template that turns a [`SceneContext`](crate::prompt::SceneContext) into a prompt.
+    pub template: PromptTemplate,
+}
+
+impl Default for HeliosSettings {
+    fn default() -> Self {
+        Self {
+            model_dir: None,
+            backend: HeliosBackend::NdArray,
+            gpu_sharing: GpuSharing::SharedDevice,
+            upload: UploadPath::Cpu,
+            width: 128,
+            height: 128,
+            steps: vec![2, 2, 2],
+            guidance_scale: 1.0,
+            seed: 42,
+            amplify_first_chunk: true,
+            negative_prompt: None,
+            fps: 24.0,
+            ring_capacity: 72,
+            low_water_frames: 36,
+            command_queue: 64,
+            result_queue: 8,
+            max_uploads_per_tick: 8,
+            prompt_debounce_secs: 0.25,
+            prompt_interpolation_chunks: 2,
+            template: PromptTemplate::default(),
+        }
+    }
+}
+
+impl HeliosSettings {
+    /// The folder of the embedded tiny model (`assets/models/tiny-helios` of this repository).
+    pub fn embedded_model_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/models/tiny-helios")
+    }
+
+    /// The model folder in effect: [`HeliosSettings::model_dir`] or the embedded tiny model.
+    pub fn resolved_model_dir(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(Self::embedded_model_dir)
+    }
+
+    /// Parses settings from RON text (fields left out keep their defaults).
+    pub fn from_ron_str(text: &str) -> Result<Self, ron::error::SpannedError> {
+        ron::from_str(text)
+    }
+
+    /// Whether going from `self` to `other` needs a new worker (model, backend or stream shape).
+    pub(crate) fn engine_differs(&self, other: &Self) -> bool {
+        self.resolved_model_dir() != other.resolved_model_dir()
+            || self.backend != other.backend
+            || self.gpu_sharing != other.gpu_sharing
+            || self.width != other.width
+            || self.height != other.height
+            || self.steps != other.steps
+            || self.guidance_scale != other.guidance_scale
+            || self.seed != other.seed
+            || self.amplify_first_chunk != other.amplify_first_chunk
+            || self.negative_prompt != other.negative_prompt
+    }
+}
+
+/// [`HeliosSettings`] as an asset, loaded from `*.helios.ron` files.
+///
+/// Point the plugin at one with
+/// [`HeliosPlugin::with_settings_asset`](crate::HeliosPlugin::with_settings_asset); whenever the
+/// file is (re)loaded, its content replaces the [`HeliosSettings`] resource.
+#[derive(Asset, TypePath, Clone, Debug)]
+pub struct HeliosSettingsAsset(pub HeliosSettings);
+
+/// Errors of [`HeliosSettingsLoader`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeliosSettingsLoaderError {
+    /// The file could not be read.
+    #[error("cannot read the settings file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not valid RON for [`HeliosSettings`].
+    #[error("invalid settings RON: {0}")]
+    Ron(#[from] ron::error::SpannedError),
+}
+
+/// Loads [`HeliosSettingsAsset`] from `*.helios.ron`.
+#[derive(Default, TypePath)]
+pub struct HeliosSettingsLoader;
+
+impl AssetLoader for HeliosSettingsLoader {
+    type Asset = HeliosSettingsAsset;
+    type Settings = ();
+    type Error = HeliosSettingsLoaderError;
+
+    async fn load(
+        &self,
+        reader: &mut dyn Reader,
+        _settings: &(),
+        _load_context: &mut LoadContext<'_>,
+    ) -> Result<Self::Asset, Self::Error> {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).await?;
+        Ok(HeliosSettingsAsset(ron::de::from_bytes(&bytes)?))
+    }
+
+    fn extensions(&self) -> &[&str] {
+        &["helios.ron"]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_ron_keeps_defaults() {
+        let s = HeliosSettings::from_ron_str("(width: 256, height: 160, backend: Wgpu)").unwrap();
+        assert_eq!((s.width, s.height, s.backend), (256, 160, HeliosBackend::Wgpu));
+        assert_eq!(s.fps, 24.0);
+        assert!(s.engine_differs(&HeliosSettings::default()));
+        let mut t = HeliosSettings::default();
+        t.fps = 12.0;
+        assert!(!t.engine_differs(&HeliosSettings::default()));
+    }
+
+    #[test]
+    fn embedded_model_is_there() {
+        assert!(HeliosSettings::embedded_model_dir().join("model_index.json").is_file());
+    }
+
+    #[test]
+    fn shipped_settings_asset_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/settings/default.helios.ron");
+        let text = std::fs::read_to_string(path).unwrap();
+        let s = HeliosSettings::from_ron_str(&text).unwrap();
+        assert_eq!(s.fps, 24.0);
+    }
+}

@@ -1,0 +1,188 @@
+//! The plugin in a real headless Bevy `App` with the real worker on the embedded tiny model.
+
+use std::time::{Duration, Instant};
+
+use bevy::camera::visibility::ViewVisibility;
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use bevy_helios::prelude::*;
+use bevy_helios::{HeliosWorker, HeliosWorkerState};
+
+fn app(settings: HeliosSettings) -> App {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, AssetPlugin::default()))
+        .init_asset::<Image>()
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(1.0 / 24.0)))
+        .add_plugins(HeliosPlugin::default().with_settings(settings));
+    app
+}
+
+fn settings() -> HeliosSettings {
+    HeliosSettings { prompt_debounce_secs: 0.0, ..default() }
+}
+
+fn spawn_screen(app: &mut App, ctx: SceneContext) -> (Entity, Handle<Image>) {
+    let s = app.world().resource::<HeliosSettings>().clone();
+    let image = app.world_mut().resource_mut::<Assets<Image>>().add(HeliosScreen::blank_image(s.width, s.height));
+    let e = app.world_mut().spawn((HeliosScreen::new(image.clone()), ctx)).id();
+    (e, image)
+}
+
+fn ctx(emotion: &str) -> SceneContext {
+    SceneContext { character: "a lighthouse keeper".into(), emotion: emotion.into(), ..default() }
+}
+
+/// Updates (sleeping a little between ticks so the worker runs) until `done` or the deadline.
+fn run_until(app: &mut App, what: &str, mut done: impl FnMut(&mut App) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !done(app) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        app.update();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn stream(app: &App, e: Entity) -> HeliosStream {
+    app.world().get::<HeliosStream>(e).cloned().unwrap()
+}
+
+fn pixels(app: &App, image: &Handle<Image>) -> Vec<u8> {
+    app.world().resource::<Assets<Image>>().get(image).and_then(|i| i.data.clone()).unwrap()
+}
+
+#[test]
+fn frames_arrive_and_the_image_changes() {
+    let mut app = app(settings());
+    let (e, image) = spawn_screen(&mut app, ctx("calm"));
+    let blank = pixels(&app, &image);
+    run_until(&mut app, "first frame", |a| stream(a, e).frames_shown >= 1);
+    let first = pixels(&app, &image);
+    assert_ne!(first, blank, "the image shows a generated frame");
+    run_until(&mut app, "more frames", |a| stream(a, e).frames_shown >= 6);
+    let later = pixels(&app, &image);
+    assert_ne!(later, first, "the image advances");
+    let s = stream(&app, e);
+    assert_eq!(s.status, HeliosStreamStatus::Streaming);
+    assert!(s.chunks >= 1);
+    assert!(s.frame_stats.is_some());
+    assert_eq!(app.world().resource::<HeliosWorkerStatus>().state, HeliosWorkerState::Ready);
+}
+
+#[test]
+fn scene_context_change_reaches_the_worker_as_a_new_prompt() {
+    let mut app = app(settings());
+    let (e, _) = spawn_screen(&mut app, ctx("calm"));
+    run_until(&mut app, "first chunk", |a| stream(a, e).chunks >= 1);
+    let before = stream(&app, e).prompt.unwrap();
+    assert!(before.contains("calm"), "{before}");
+    app.world_mut().get_mut::<SceneContext>(e).unwrap().emotion = "furious".into();
+    run_until(&mut app, "prompt applied", |a| {
+        stream(a, e).applied_prompt.is_some_and(|p| p.contains("furious expression"))
+    });
+    // A change that is not material (case, spacing) is not sent again.
+    let applied = stream(&app, e).applied_prompt;
+    app.world_mut().get_mut::<SceneContext>(e).unwrap().emotion = "  FURIOUS ".into();
+    for _ in 0..20 {
+        app.update();
+    }
+    assert_eq!(stream(&app, e).applied_prompt, applied);
+}
+
+#[test]
+fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app(HeliosSettings { model_dir: Some(dir.path().into()), ..settings() });
+    let (e, image) = spawn_screen(&mut app, ctx("calm"));
+    let mut seen = None;
+    run_until(&mut app, "error message", |a| {
+        let msgs = a.world().resource::<Messages<HeliosWorkerError>>();
+        if let Some(m) = msgs.iter_current_update_messages().next() {
+            seen = Some(m.clone());
+        }
+        seen.is_some()
+    });
+    let err = seen.unwrap();
+    assert!(err.entity.is_none());
+    assert!(matches!(err.error, bevy_helios::HeliosError::Model(_)), "{:?}", err.error);
+    assert!(matches!(stream(&app, e).status, HeliosStreamStatus::Failed(_)));
+    assert!(matches!(app.world().resource::<HeliosWorkerStatus>().state, HeliosWorkerState::Failed(_)));
+    for _ in 0..10 {
+        app.update();
+    }
+    // Fix the settings and restart: a new stream runs.
+    app.world_mut().resource_mut::<HeliosSettings>().model_dir = None;
+    app.world_mut().write_message(StartStream(e));
+    run_until(&mut app, "frames after recovery", |a| stream(a, e).frames_shown >= 2);
+    assert_ne!(pixels(&app, &image), HeliosScreen::blank_image(128, 128).data.unwrap());
+}
+
+#[test]
+fn shutdown_on_app_exit_joins_the_worker() {
+    let mut app = app(settings());
+    let (e, _) = spawn_screen(&mut app, ctx("calm"));
+    run_until(&mut app, "streaming", |a| stream(a, e).chunks >= 1);
+    assert!(app.world().resource::<HeliosWorker>().is_running());
+    app.world_mut().write_message(AppExit::Success);
+    app.update();
+    assert!(!app.world().resource::<HeliosWorker>().is_running(), "thread joined");
+    assert_eq!(app.world().resource::<HeliosWorkerStatus>().state, HeliosWorkerState::ShutDown);
+    // Dropping the app with a live worker also joins it (Drop of the resource).
+    let mut app2 = self::app(settings());
+    let (e2, _) = spawn_screen(&mut app2, ctx("calm"));
+    run_until(&mut app2, "streaming", |a| stream(a, e2).chunks >= 1);
+    drop(app2);
+}
+
+#[test]
+fn several_streams_share_one_worker_and_a_hidden_one_pauses() {
+    let mut app = app(settings());
+    app.world_mut().spawn((Camera::default(), GlobalTransform::default()));
+    let (near, _) = spawn_screen(&mut app, ctx("calm"));
+    let (far, _) = spawn_screen(&mut app, ctx("happy"));
+    let (hidden, _) = spawn_screen(&mut app, ctx("sad"));
+    app.world_mut().entity_mut(near).insert(GlobalTransform::from_xyz(0.0, 0.0, -1.0));
+    app.world_mut().entity_mut(far).insert(GlobalTransform::from_xyz(0.0, 0.0, -9.0));
+    app.world_mut().entity_mut(hidden).insert((GlobalTransform::from_xyz(0.0, 0.0, -2.0), ViewVisibility::HIDDEN));
+    run_until(&mut app, "both visible streams play", |a| {
+        stream(a, near).frames_shown >= 3 && stream(a, far).frames_shown >= 3
+    });
+    assert_eq!(app.world().resource::<HeliosWorkerStatus>().spawns, 1, "one worker");
+    assert_eq!(stream(&app, near).priority, Some(1.0));
+    assert_eq!(stream(&app, far).priority, Some(9.0));
+    let h = stream(&app, hidden);
+    assert_eq!(h.priority, None);
+    assert_eq!(h.status, HeliosStreamStatus::Paused);
+    assert_eq!(h.chunks, 0, "off-screen: no chunks");
+}
+
+#[test]
+fn playback_is_paced_and_underruns_are_counted() {
+    let mut app = app(settings());
+    let (e, _) = spawn_screen(&mut app, ctx("calm"));
+    run_until(&mut app, "first chunk", |a| stream(a, e).chunks >= 1);
+    let s0 = stream(&app, e);
+    for _ in 0..10 {
+        app.update();
+    }
+    let s1 = stream(&app, e);
+    // One tick = one video frame (ManualDuration 1/24 s): ten ticks show ten frames or count
+    // the missing ones as underruns.
+    let advanced = (s1.frames_shown - s0.frames_shown) + (s1.underruns - s0.underruns);
+    assert!((9..=11).contains(&advanced), "{s0:?} -> {s1:?}");
+}
+
+#[test]
+fn settings_asset_replaces_the_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("settings")).unwrap();
+    std::fs::write(dir.path().join("settings/test.helios.ron"), "(fps: 12.0, ring_capacity: 40)").unwrap();
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin { file_path: dir.path().to_string_lossy().into_owned(), ..default() },
+    ))
+    .init_asset::<Image>()
+    .add_plugins(HeliosPlugin::default().with_settings_asset("settings/test.helios.ron"));
+    run_until(&mut app, "settings loaded", |a| a.world().resource::<HeliosSettings>().fps == 12.0);
+    assert_eq!(app.world().resource::<HeliosSettings>().ring_capacity, 40);
+}

@@ -1,0 +1,41 @@
+//! An NPC whose face quad is the generated video. Keys 1-4 switch its emotion, Space its line;
+//! the prompt follows (see the caption).
+//!
+//! `cargo run --release --example npc_face [-- --model DIR --backend wgpu]`
+
+use bevy::prelude::*;
+use bevy_helios::prelude::*;
+use clap::Parser;
+use helios_examples::DemoArgs;
+use helios_examples::scene::{Caption, camera_transform, spawn_npc_face, switch_emotion, update_caption};
+
+fn main() {
+    let args = DemoArgs::parse();
+    App::new()
+        .add_plugins(DefaultPlugins.set(AssetPlugin {
+            file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(),
+            ..default()
+        }))
+        .add_plugins(HeliosPlugin::default().with_settings(args.settings()))
+        .add_systems(Startup, setup)
+        .add_systems(Update, switch_emotion.before(HeliosSystems::CollectContext))
+        .add_systems(Update, update_caption.after(HeliosSystems::Receive))
+        .run();
+}
+
+fn setup(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut images: ResMut<Assets<Image>>,
+    settings: Res<HeliosSettings>,
+) {
+    spawn_npc_face(&mut commands, &mut meshes, &mut materials, &mut images, &settings);
+    commands.spawn((Camera3d::default(), camera_transform()));
+    commands.spawn((
+        Caption,
+        Text::new(""),
+        TextFont { font_size: 16.0, ..default() },
+        Node { position_type: PositionType::Absolute, top: px(8), left: px(8), ..default() },
+    ));
+}

@@ -1,0 +1,121 @@
+//! The headless capture app: no window, a camera rendering the NPC-face scene into an `Image`,
+//! one `Screenshot::image` per tick written as `frame_0000.png`, ... (runs on lavapipe).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::camera::RenderTarget;
+use bevy::render::render_resource::{TextureFormat, TextureUsages};
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use bevy::window::ExitCondition;
+use bevy::winit::WinitPlugin;
+use bevy_helios::prelude::*;
+
+use crate::scene::{NpcFace, camera_transform, spawn_npc_face};
+
+/// What to capture.
+#[derive(Resource, Clone, Debug)]
+pub struct CaptureConfig {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Screenshots to take (one per tick, each tick = one video frame).
+    pub ticks: usize,
+    /// Capture size.
+    pub width: u32,
+    /// Capture height.
+    pub height: u32,
+    /// Give up (exit with an error) after this long.
+    pub timeout: Duration,
+}
+
+#[derive(Resource)]
+struct CaptureState {
+    target: Handle<Image>,
+    taken: usize,
+    saved: Arc<AtomicUsize>,
+    started: Instant,
+}
+
+/// The face's position in the captures (normalised rectangle), for tests.
+pub const FACE_REGION: Rect = Rect { min: Vec2::new(0.38, 0.28), max: Vec2::new(0.62, 0.52) };
+
+/// Builds the headless app (call `.run()` on it).
+pub fn headless_app(config: CaptureConfig, settings: HeliosSettings) -> App {
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+            .set(AssetPlugin { file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(), ..default() })
+            .disable::<WinitPlugin>(),
+    )
+    .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_millis(5)))
+    .add_plugins(HeliosPlugin::default().with_settings(settings))
+    // Each tick advances the game clock by exactly one video frame.
+    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(1.0 / 24.0)))
+    .insert_resource(config)
+    .add_systems(Startup, setup)
+    .add_systems(Update, capture.after(HeliosSystems::Upload));
+    app
+}
+
+fn setup(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut images: ResMut<Assets<Image>>,
+    settings: Res<HeliosSettings>,
+    config: Res<CaptureConfig>,
+) {
+    spawn_npc_face(&mut commands, &mut meshes, &mut materials, &mut images, &settings);
+    let mut target = Image::new_target_texture(config.width, config.height, TextureFormat::Rgba8UnormSrgb, None);
+    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    let target = images.add(target);
+    commands.spawn((Camera3d::default(), RenderTarget::Image(target.clone().into()), camera_transform()));
+    commands.insert_resource(CaptureState { target, taken: 0, saved: Arc::new(AtomicUsize::new(0)), started: Instant::now() });
+}
+
+fn capture(
+    mut commands: Commands,
+    config: Res<CaptureConfig>,
+    mut state: ResMut<CaptureState>,
+    npcs: Query<&HeliosStream, With<NpcFace>>,
+    mut exit: MessageWriter<AppExit>,
+    mut errors: MessageReader<HeliosWorkerError>,
+) {
+    for e in errors.read() {
+        error!("helios: {}", e.error);
+    }
+    if state.started.elapsed() > config.timeout {
+        error!("headless_capture: timed out");
+        exit.write(AppExit::error());
+        return;
+    }
+    if state.saved.load(Ordering::Acquire) >= config.ticks {
+        exit.write(AppExit::Success);
+        return;
+    }
+    // Start once the face shows video (the first frames need a few ticks to reach the GPU).
+    let shown = npcs.iter().map(|s| s.frames_shown).max().unwrap_or(0);
+    if shown < 3 || state.taken >= config.ticks {
+        return;
+    }
+    let path = config.out.join(format!("frame_{:04}.png", state.taken));
+    let saved = state.saved.clone();
+    commands.spawn(Screenshot::image(state.target.clone())).observe(move |captured: On<ScreenshotCaptured>| {
+        match captured.image.clone().try_into_dynamic() {
+            Ok(img) => {
+                if let Err(e) = img.to_rgb8().save(&path) {
+                    error!("cannot write {}: {e}", path.display());
+                }
+            }
+            Err(e) => error!("cannot convert screenshot: {e:?}"),
+        }
+        saved.fetch_add(1, Ordering::AcqRel);
+    });
+    state.taken += 1;
+}

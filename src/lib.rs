@@ -1,0 +1,78 @@
+//! Shared code of the `bevy_helios` examples (`examples/`) and the headless-capture test: the
+//! command line, the NPC-face scene, and the headless capture app.
+
+pub mod headless;
+pub mod scene;
+
+use std::path::PathBuf;
+
+use bevy_helios::prelude::*;
+use clap::{Parser, ValueEnum};
+
+/// Backend flag.
+#[derive(ValueEnum, Clone, Copy, Debug, Default)]
+pub enum BackendArg {
+    /// CPU.
+    #[default]
+    Ndarray,
+    /// GPU (wgpu, sharing Bevy's device).
+    Wgpu,
+}
+
+/// Upload flag.
+#[derive(ValueEnum, Clone, Copy, Debug, Default)]
+pub enum UploadArg {
+    /// `Assets<Image>` write.
+    #[default]
+    Cpu,
+    /// Render-world buffer → texture copy.
+    Gpu,
+}
+
+/// Flags every example takes.
+#[derive(Parser, Debug, Clone, Default)]
+pub struct DemoArgs {
+    /// A real Helios checkpoint folder (diffusers layout); default: the embedded tiny model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The burn backend.
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: BackendArg,
+    /// How frames reach the texture.
+    #[arg(long, value_enum, default_value_t)]
+    pub upload: UploadArg,
+    /// Frame width and height (default: 128x128 for the tiny model).
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Frame height.
+    #[arg(long)]
+    pub height: Option<u32>,
+}
+
+impl DemoArgs {
+    /// Settings from the flags.
+    pub fn settings(&self) -> HeliosSettings {
+        let mut s = HeliosSettings {
+            model_dir: self.model.clone(),
+            backend: match self.backend {
+                BackendArg::Ndarray => HeliosBackend::NdArray,
+                BackendArg::Wgpu => HeliosBackend::Wgpu,
+            },
+            upload: match self.upload {
+                UploadArg::Cpu => UploadPath::Cpu,
+                UploadArg::Gpu => UploadPath::GpuResident,
+            },
+            ..Default::default()
+        };
+        if self.model.is_some() {
+            (s.width, s.height) = (640, 384);
+        }
+        if let Some(w) = self.width {
+            s.width = w;
+        }
+        if let Some(h) = self.height {
+            s.height = h;
+        }
+        s
+    }
+}
