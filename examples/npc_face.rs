@@ -36,6 +36,6 @@ fn setup(
         Caption,
         Text::new(""),
         TextFont { font_size: 16.0, ..default() },
-        Node { position_type: PositionType::Absolute, top: px(8), left: px(8), ..default() },
+        Node { position_type: PositionType::Absolute, top: Val::Px(8.0), left: Val::Px(8.0), ..default() },
     ));
 }

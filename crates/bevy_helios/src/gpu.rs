@@ -201,13 +201,13 @@ fn copy_frames_to_textures(
             });
         }
         if padded == upload.width * 4 {
-            queue.write_buffer(buffer, 0, &upload.pixels);
+            queue.write_buffer(&**buffer, 0, &upload.pixels);
         } else {
-            queue.write_buffer(buffer, 0, &pad_rows(&upload.pixels, upload.width, upload.height, padded));
+            queue.write_buffer(&**buffer, 0, &pad_rows(&upload.pixels, upload.width, upload.height, padded));
         }
         encoder.copy_buffer_to_texture(
             TexelCopyBufferInfo {
-                buffer,
+                buffer: &**buffer,
                 layout: TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(padded), rows_per_image: Some(upload.height) },
             },
             TexelCopyTextureInfo {
