@@ -35,7 +35,7 @@ fn setup(
     commands.spawn((
         Caption,
         Text::new(""),
-        TextFont { font_size: 16.0, ..default() },
+        TextFont { font_size: FontSize::Px(16.0), ..default() },
         Node { position_type: PositionType::Absolute, top: Val::Px(8.0), left: Val::Px(8.0), ..default() },
     ));
 }
