@@ -20,20 +20,33 @@ fn app(streams: usize) -> App {
     let mut app = App::new();
     app.add_plugins((MinimalPlugins, AssetPlugin::default()))
         .init_asset::<Image>()
-        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(1.0 / 24.0)))
-        .add_plugins(HeliosPlugin::default().with_settings(HeliosSettings { width: W, height: H, ..default() }));
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
+            1.0 / 24.0,
+        )))
+        .add_plugins(HeliosPlugin::default().with_settings(HeliosSettings {
+            width: W,
+            height: H,
+            ..default()
+        }));
     let mut images = app.world_mut().resource_mut::<Assets<Image>>();
-    let handles: Vec<_> = (0..streams).map(|_| images.add(HeliosScreen::blank_image(W, H))).collect();
+    let handles: Vec<_> = (0..streams)
+        .map(|_| images.add(HeliosScreen::blank_image(W, H)))
+        .collect();
     for (i, image) in handles.into_iter().enumerate() {
         let source = app
             .world_mut()
             .spawn((
                 HeliosScreen::new(image).manual(),
-                SceneContext { character: format!("npc {i}"), emotion: "calm".into(), ..default() },
+                SceneContext {
+                    character: format!("npc {i}"),
+                    emotion: "calm".into(),
+                    ..default()
+                },
                 Transform::from_xyz(i as f32, 0.0, 0.0),
             ))
             .id();
-        app.world_mut().spawn((PointLight::default(), HeliosLight::new(source)));
+        app.world_mut()
+            .spawn((PointLight::default(), HeliosLight::new(source)));
     }
     app.update();
     app
@@ -44,22 +57,28 @@ fn bench(c: &mut Criterion) {
     let stats = FrameStats::of_rgba(&frame, W as usize, H as usize);
     for streams in [1usize, 4] {
         let mut app = app(streams);
-        c.bench_function(&format!("plugin_tick/{streams}_streams_384x640_cpu_upload"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    // Not timed: one new frame per stream, as the worker would deliver.
-                    let mut q = app.world_mut().query::<&mut HeliosPlayback>();
-                    for mut p in q.iter_mut(app.world_mut()) {
-                        p.inject_frames([Frame { pixels: frame.clone(), stats }]);
+        c.bench_function(
+            &format!("plugin_tick/{streams}_streams_384x640_cpu_upload"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        // Not timed: one new frame per stream, as the worker would deliver.
+                        let mut q = app.world_mut().query::<&mut HeliosPlayback>();
+                        for mut p in q.iter_mut(app.world_mut()) {
+                            p.inject_frames([Frame {
+                                pixels: frame.clone(),
+                                stats,
+                            }]);
+                        }
+                        let t = Instant::now();
+                        app.update();
+                        total += t.elapsed();
                     }
-                    let t = Instant::now();
-                    app.update();
-                    total += t.elapsed();
-                }
-                total
-            })
-        });
+                    total
+                })
+            },
+        );
     }
 }
 

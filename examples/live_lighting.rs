@@ -35,11 +35,23 @@ fn setup(
 ) {
     let wall = materials.add(Color::srgb(0.8, 0.8, 0.78));
     // Floor, back wall, side walls.
-    commands.spawn((Mesh3d(meshes.add(Plane3d::default().mesh().size(6.0, 6.0))), MeshMaterial3d(wall.clone())));
+    commands.spawn((
+        Mesh3d(meshes.add(Plane3d::default().mesh().size(6.0, 6.0))),
+        MeshMaterial3d(wall.clone()),
+    ));
     for (pos, rot) in [
-        (Vec3::new(0.0, 1.5, -3.0), Quat::from_rotation_x(std::f32::consts::FRAC_PI_2)),
-        (Vec3::new(-3.0, 1.5, 0.0), Quat::from_rotation_z(-std::f32::consts::FRAC_PI_2)),
-        (Vec3::new(3.0, 1.5, 0.0), Quat::from_rotation_z(std::f32::consts::FRAC_PI_2)),
+        (
+            Vec3::new(0.0, 1.5, -3.0),
+            Quat::from_rotation_x(std::f32::consts::FRAC_PI_2),
+        ),
+        (
+            Vec3::new(-3.0, 1.5, 0.0),
+            Quat::from_rotation_z(-std::f32::consts::FRAC_PI_2),
+        ),
+        (
+            Vec3::new(3.0, 1.5, 0.0),
+            Quat::from_rotation_z(std::f32::consts::FRAC_PI_2),
+        ),
     ] {
         commands.spawn((
             Mesh3d(meshes.add(Plane3d::default().mesh().size(6.0, 3.0))),
@@ -56,28 +68,48 @@ fn setup(
     let video = images.add(HeliosScreen::blank_image(settings.width, settings.height));
     let screen = commands
         .spawn((
-            HeliosScreen::new(video.clone()).with_prompt("flickering fireplace flames, warm orange and red, dark room"),
+            HeliosScreen::new(video.clone())
+                .with_prompt("flickering fireplace flames, warm orange and red, dark room"),
             Mesh3d(meshes.add(Rectangle::new(1.6, 1.6))),
-            MeshMaterial3d(materials.add(StandardMaterial { base_color_texture: Some(video), unlit: true, ..default() })),
+            MeshMaterial3d(materials.add(StandardMaterial {
+                base_color_texture: Some(video),
+                unlit: true,
+                ..default()
+            })),
             Transform::from_xyz(-1.2, 1.4, -2.95),
         ))
         .id();
     // A glowing panel tinted by the top half of the frames, and the room light by the whole frame.
-    let glow = materials.add(StandardMaterial { base_color: Color::BLACK, ..default() });
+    let glow = materials.add(StandardMaterial {
+        base_color: Color::BLACK,
+        ..default()
+    });
     commands.spawn((
         Mesh3d(meshes.add(Rectangle::new(1.0, 0.3))),
         MeshMaterial3d(glow.clone()),
         Transform::from_xyz(1.2, 2.4, -2.95),
-        PointLight { intensity: 0.0, range: 10.0, shadow_maps_enabled: true, ..default() },
+        PointLight {
+            intensity: 0.0,
+            range: 10.0,
+            shadow_maps_enabled: true,
+            ..default()
+        },
         HeliosLight::new(screen)
             .with_region(Rect::new(0.0, 0.0, 1.0, 0.5))
             .with_max_intensity(600_000.0)
             .with_emissive(glow),
     ));
     commands.spawn((
-        PointLight { intensity: 0.0, range: 10.0, ..default() },
+        PointLight {
+            intensity: 0.0,
+            range: 10.0,
+            ..default()
+        },
         HeliosLight::new(screen).with_max_intensity(800_000.0),
         Transform::from_xyz(-1.2, 1.4, -2.0),
     ));
-    commands.spawn((Camera3d::default(), Transform::from_xyz(0.0, 1.6, 3.5).looking_at(Vec3::new(0.0, 1.2, -1.0), Vec3::Y)));
+    commands.spawn((
+        Camera3d::default(),
+        Transform::from_xyz(0.0, 1.6, 3.5).looking_at(Vec3::new(0.0, 1.2, -1.0), Vec3::Y),
+    ));
 }

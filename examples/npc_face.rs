@@ -7,7 +7,9 @@ use bevy::prelude::*;
 use bevy_helios::prelude::*;
 use clap::Parser;
 use helios_examples::DemoArgs;
-use helios_examples::scene::{Caption, camera_transform, spawn_npc_face, switch_emotion, update_caption};
+use helios_examples::scene::{
+    Caption, camera_transform, spawn_npc_face, switch_emotion, update_caption,
+};
 
 fn main() {
     let args = DemoArgs::parse();
@@ -30,12 +32,26 @@ fn setup(
     mut images: ResMut<Assets<Image>>,
     settings: Res<HeliosSettings>,
 ) {
-    spawn_npc_face(&mut commands, &mut meshes, &mut materials, &mut images, &settings);
+    spawn_npc_face(
+        &mut commands,
+        &mut meshes,
+        &mut materials,
+        &mut images,
+        &settings,
+    );
     commands.spawn((Camera3d::default(), camera_transform()));
     commands.spawn((
         Caption,
         Text::new(""),
-        TextFont { font_size: FontSize::Px(16.0), ..default() },
-        Node { position_type: PositionType::Absolute, top: Val::Px(8.0), left: Val::Px(8.0), ..default() },
+        TextFont {
+            font_size: FontSize::Px(16.0),
+            ..default()
+        },
+        Node {
+            position_type: PositionType::Absolute,
+            top: Val::Px(8.0),
+            left: Val::Px(8.0),
+            ..default()
+        },
     ));
 }

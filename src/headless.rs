@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::camera::RenderTarget;
+use bevy::prelude::*;
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
-use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy::window::ExitCondition;
 use bevy::winit::WinitPlugin;
@@ -42,21 +42,33 @@ struct CaptureState {
 }
 
 /// The face's position in the captures (normalised rectangle), for tests.
-pub const FACE_REGION: Rect = Rect { min: Vec2::new(0.38, 0.28), max: Vec2::new(0.62, 0.52) };
+pub const FACE_REGION: Rect = Rect {
+    min: Vec2::new(0.38, 0.28),
+    max: Vec2::new(0.62, 0.52),
+};
 
 /// Builds the headless app (call `.run()` on it).
 pub fn headless_app(config: CaptureConfig, settings: HeliosSettings) -> App {
     let mut app = App::new();
     app.add_plugins(
         DefaultPlugins
-            .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
-            .set(AssetPlugin { file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(), ..default() })
+            .set(WindowPlugin {
+                primary_window: None,
+                exit_condition: ExitCondition::DontExit,
+                ..default()
+            })
+            .set(AssetPlugin {
+                file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(),
+                ..default()
+            })
             .disable::<WinitPlugin>(),
     )
     .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_millis(5)))
     .add_plugins(HeliosPlugin::default().with_settings(settings))
     // Each tick advances the game clock by exactly one video frame.
-    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(1.0 / 24.0)))
+    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
+        1.0 / 24.0,
+    )))
     .insert_resource(config)
     .add_systems(Startup, setup)
     .add_systems(Update, capture.after(HeliosSystems::Upload));
@@ -71,12 +83,32 @@ fn setup(
     settings: Res<HeliosSettings>,
     config: Res<CaptureConfig>,
 ) {
-    spawn_npc_face(&mut commands, &mut meshes, &mut materials, &mut images, &settings);
-    let mut target = Image::new_target_texture(config.width, config.height, TextureFormat::Rgba8UnormSrgb, None);
+    spawn_npc_face(
+        &mut commands,
+        &mut meshes,
+        &mut materials,
+        &mut images,
+        &settings,
+    );
+    let mut target = Image::new_target_texture(
+        config.width,
+        config.height,
+        TextureFormat::Rgba8UnormSrgb,
+        None,
+    );
     target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
     let target = images.add(target);
-    commands.spawn((Camera3d::default(), RenderTarget::Image(target.clone().into()), camera_transform()));
-    commands.insert_resource(CaptureState { target, taken: 0, saved: Arc::new(AtomicUsize::new(0)), started: Instant::now() });
+    commands.spawn((
+        Camera3d::default(),
+        RenderTarget::Image(target.clone().into()),
+        camera_transform(),
+    ));
+    commands.insert_resource(CaptureState {
+        target,
+        taken: 0,
+        saved: Arc::new(AtomicUsize::new(0)),
+        started: Instant::now(),
+    });
 }
 
 fn capture(
@@ -106,16 +138,18 @@ fn capture(
     }
     let path = config.out.join(format!("frame_{:04}.png", state.taken));
     let saved = state.saved.clone();
-    commands.spawn(Screenshot::image(state.target.clone())).observe(move |captured: On<ScreenshotCaptured>| {
-        match captured.image.clone().try_into_dynamic() {
-            Ok(img) => {
-                if let Err(e) = img.to_rgb8().save(&path) {
-                    error!("cannot write {}: {e}", path.display());
+    commands
+        .spawn(Screenshot::image(state.target.clone()))
+        .observe(move |captured: On<ScreenshotCaptured>| {
+            match captured.image.clone().try_into_dynamic() {
+                Ok(img) => {
+                    if let Err(e) = img.to_rgb8().save(&path) {
+                        error!("cannot write {}: {e}", path.display());
+                    }
                 }
+                Err(e) => error!("cannot convert screenshot: {e:?}"),
             }
-            Err(e) => error!("cannot convert screenshot: {e:?}"),
-        }
-        saved.fetch_add(1, Ordering::AcqRel);
-    });
+            saved.fetch_add(1, Ordering::AcqRel);
+        });
     state.taken += 1;
 }

@@ -14,8 +14,11 @@ pub struct Caption;
 /// Emotions the keys 1-4 switch to.
 pub const EMOTIONS: [&str; 4] = ["calm", "joyful, laughing", "angry, shouting", "frightened"];
 /// Lines Space cycles through.
-pub const LINES: [&str; 3] =
-    ["The storm is coming tonight.", "Have you seen my lantern?", "Leave this island while you can."];
+pub const LINES: [&str; 3] = [
+    "The storm is coming tonight.",
+    "Have you seen my lantern?",
+    "Leave this island while you can.",
+];
 
 /// The NPC's first scene context.
 pub fn keeper_context() -> SceneContext {
@@ -68,7 +71,11 @@ pub fn spawn_npc_face(
         ))
         .id();
     commands.spawn((
-        PointLight { intensity: 300_000.0, shadow_maps_enabled: false, ..default() },
+        PointLight {
+            intensity: 300_000.0,
+            shadow_maps_enabled: false,
+            ..default()
+        },
         HeliosLight::new(npc).with_max_intensity(400_000.0),
         Transform::from_xyz(1.0, 2.5, 1.5),
     ));
@@ -76,8 +83,16 @@ pub fn spawn_npc_face(
 }
 
 /// Keys 1-4 switch the emotion, Space the line.
-pub fn switch_emotion(keys: Res<ButtonInput<KeyCode>>, mut npcs: Query<&mut SceneContext, With<NpcFace>>) {
-    let digits = [KeyCode::Digit1, KeyCode::Digit2, KeyCode::Digit3, KeyCode::Digit4];
+pub fn switch_emotion(
+    keys: Res<ButtonInput<KeyCode>>,
+    mut npcs: Query<&mut SceneContext, With<NpcFace>>,
+) {
+    let digits = [
+        KeyCode::Digit1,
+        KeyCode::Digit2,
+        KeyCode::Digit3,
+        KeyCode::Digit4,
+    ];
     for mut ctx in &mut npcs {
         for (i, key) in digits.iter().enumerate() {
             if keys.just_pressed(*key) {
@@ -95,8 +110,13 @@ pub fn switch_emotion(keys: Res<ButtonInput<KeyCode>>, mut npcs: Query<&mut Scen
 }
 
 /// Shows the prompt and the stream's counters.
-pub fn update_caption(npcs: Query<&HeliosStream, With<NpcFace>>, mut captions: Query<&mut Text, With<Caption>>) {
-    let (Ok(stream), Ok(mut text)) = (npcs.single(), captions.single_mut()) else { return };
+pub fn update_caption(
+    npcs: Query<&HeliosStream, With<NpcFace>>,
+    mut captions: Query<&mut Text, With<Caption>>,
+) {
+    let (Ok(stream), Ok(mut text)) = (npcs.single(), captions.single_mut()) else {
+        return;
+    };
     text.0 = format!(
         "[1-4] emotion  [space] line\n{:?} | chunks {} | shown {} | underruns {} | dropped {}\n{}",
         stream.status,

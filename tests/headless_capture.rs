@@ -11,8 +11,14 @@ use helios_examples::headless::{CaptureConfig, FACE_REGION, headless_app};
 fn face_mean(path: &std::path::Path) -> Vec<f32> {
     let img = image::open(path).unwrap().to_rgb8();
     let (w, h) = img.dimensions();
-    let (x0, y0) = ((FACE_REGION.min.x * w as f32) as u32, (FACE_REGION.min.y * h as f32) as u32);
-    let (x1, y1) = ((FACE_REGION.max.x * w as f32) as u32, (FACE_REGION.max.y * h as f32) as u32);
+    let (x0, y0) = (
+        (FACE_REGION.min.x * w as f32) as u32,
+        (FACE_REGION.min.y * h as f32) as u32,
+    );
+    let (x1, y1) = (
+        (FACE_REGION.max.x * w as f32) as u32,
+        (FACE_REGION.max.y * h as f32) as u32,
+    );
     let mut out = Vec::new();
     for y in y0..y1 {
         for x in x0..x1 {
@@ -32,14 +38,32 @@ fn capture(upload: UploadPath) {
         height: 240,
         timeout: Duration::from_secs(300),
     };
-    let exit = headless_app(config, HeliosSettings { upload, ..default() }).run();
+    let exit = headless_app(
+        config,
+        HeliosSettings {
+            upload,
+            ..default()
+        },
+    )
+    .run();
     assert!(exit.is_success(), "{exit:?}");
     let first = face_mean(&dir.path().join("frame_0000.png"));
     let last = face_mean(&dir.path().join(format!("frame_{:04}.png", ticks - 1)));
-    let diff: f32 = first.iter().zip(&last).map(|(a, b)| (a - b).abs()).sum::<f32>() / first.len() as f32;
+    let diff: f32 = first
+        .iter()
+        .zip(&last)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / first.len() as f32;
     let mean: f32 = first.iter().sum::<f32>() / first.len() as f32;
-    assert!(mean > 2.0, "the face region shows video, not black (mean {mean})");
-    assert!(diff > 1.0, "the face region changes between ticks (mean abs diff {diff})");
+    assert!(
+        mean > 2.0,
+        "the face region shows video, not black (mean {mean})"
+    );
+    assert!(
+        diff > 1.0,
+        "the face region changes between ticks (mean abs diff {diff})"
+    );
 }
 
 /// One test (two renderers in parallel threads of one process would only slow lavapipe down).

@@ -18,14 +18,23 @@ pub struct PendingConditioning(pub Vec<(Entity, Arc<image::RgbImage>)>);
 pub fn image_to_rgb(image: &Image) -> Result<image::RgbImage, HeliosError> {
     use bevy::render::render_resource::TextureFormat as F;
     let (w, h) = (image.width(), image.height());
-    let data = image.data.as_deref().ok_or_else(|| HeliosError::ConditioningImage("no pixel data".into()))?;
+    let data = image
+        .data
+        .as_deref()
+        .ok_or_else(|| HeliosError::ConditioningImage("no pixel data".into()))?;
     let swap = match image.texture_descriptor.format {
         F::Rgba8Unorm | F::Rgba8UnormSrgb => false,
         F::Bgra8Unorm | F::Bgra8UnormSrgb => true,
-        other => return Err(HeliosError::ConditioningImage(format!("unsupported format {other:?}"))),
+        other => {
+            return Err(HeliosError::ConditioningImage(format!(
+                "unsupported format {other:?}"
+            )));
+        }
     };
     if data.len() < (w * h * 4) as usize {
-        return Err(HeliosError::ConditioningImage("truncated pixel data".into()));
+        return Err(HeliosError::ConditioningImage(
+            "truncated pixel data".into(),
+        ));
     }
     let mut rgb = Vec::with_capacity((w * h * 3) as usize);
     for px in data.chunks_exact(4).take((w * h) as usize) {
@@ -35,24 +44,33 @@ pub fn image_to_rgb(image: &Image) -> Result<image::RgbImage, HeliosError> {
             rgb.extend_from_slice(&px[..3]);
         }
     }
-    image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| HeliosError::ConditioningImage("bad size".into()))
+    image::RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| HeliosError::ConditioningImage("bad size".into()))
 }
 
 /// Spawns a screenshot of each requested render target; its observer queues the image.
-pub fn request_portrait_captures(mut commands: Commands, mut requests: MessageReader<RequestPortraitCapture>) {
+pub fn request_portrait_captures(
+    mut commands: Commands,
+    mut requests: MessageReader<RequestPortraitCapture>,
+) {
     for request in requests.read() {
         let entity = request.entity;
-        commands.spawn(Screenshot::image(request.target.clone())).observe(
-            move |captured: On<ScreenshotCaptured>,
-                  mut pending: ResMut<PendingConditioning>,
-                  mut errors: MessageWriter<HeliosWorkerError>| {
-                match image_to_rgb(&captured.image) {
-                    Ok(rgb) => pending.0.push((entity, Arc::new(rgb))),
-                    Err(error) => {
-                        errors.write(HeliosWorkerError { entity: Some(entity), error });
+        commands
+            .spawn(Screenshot::image(request.target.clone()))
+            .observe(
+                move |captured: On<ScreenshotCaptured>,
+                      mut pending: ResMut<PendingConditioning>,
+                      mut errors: MessageWriter<HeliosWorkerError>| {
+                    match image_to_rgb(&captured.image) {
+                        Ok(rgb) => pending.0.push((entity, Arc::new(rgb))),
+                        Err(error) => {
+                            errors.write(HeliosWorkerError {
+                                entity: Some(entity),
+                                error,
+                            });
+                        }
                     }
-                }
-            },
-        );
+                },
+            );
     }
 }

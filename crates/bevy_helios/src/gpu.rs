@@ -25,10 +25,12 @@ use std::sync::{Mutex, OnceLock};
 use bevy::prelude::*;
 use bevy::render::render_asset::RenderAssets;
 use bevy::render::render_resource::{
-    Buffer, BufferDescriptor, BufferUsages, CommandEncoderDescriptor, Extent3d, Origin3d, TexelCopyBufferInfo,
-    TexelCopyBufferLayout, TexelCopyTextureInfo, TextureAspect,
+    Buffer, BufferDescriptor, BufferUsages, CommandEncoderDescriptor, Extent3d, Origin3d,
+    TexelCopyBufferInfo, TexelCopyBufferLayout, TexelCopyTextureInfo, TextureAspect,
 };
-use bevy::render::renderer::{RenderAdapter, RenderAdapterInfo, RenderDevice, RenderInstance, RenderQueue};
+use bevy::render::renderer::{
+    RenderAdapter, RenderAdapterInfo, RenderDevice, RenderInstance, RenderQueue,
+};
 use bevy::render::texture::GpuImage;
 use bevy::render::{ExtractSchedule, MainWorld, Render, RenderApp, RenderSystems};
 use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup};
@@ -45,7 +47,10 @@ pub fn padded_bytes_per_row(width: u32) -> u32 {
 pub fn pad_rows(pixels: &[u8], width: u32, height: u32, padded: u32) -> Vec<u8> {
     let row = (width * 4) as usize;
     let mut out = vec![0u8; padded as usize * height as usize];
-    for (dst, src) in out.chunks_exact_mut(padded as usize).zip(pixels.chunks_exact(row)) {
+    for (dst, src) in out
+        .chunks_exact_mut(padded as usize)
+        .zip(pixels.chunks_exact(row))
+    {
         dst[..row].copy_from_slice(src);
     }
     out
@@ -73,7 +78,12 @@ impl HeliosGpuUploads {
     /// Queues a frame for `image`, replacing one queued earlier for the same image.
     pub fn push(&mut self, image: AssetId<Image>, width: u32, height: u32, pixels: Vec<u8>) {
         self.0.retain(|u| u.image != image);
-        self.0.push(GpuFrameUpload { image, width, height, pixels });
+        self.0.push(GpuFrameUpload {
+            image,
+            width,
+            height,
+            pixels,
+        });
     }
 }
 
@@ -98,7 +108,10 @@ impl SharedWgpuDevice {
         self.device
             .get_or_init(|| {
                 let setup = self.setup.lock().ok()?.take()?;
-                Some(burn::backend::wgpu::init_device(setup, RuntimeOptions::default()))
+                Some(burn::backend::wgpu::init_device(
+                    setup,
+                    RuntimeOptions::default(),
+                ))
             })
             .clone()
     }
@@ -123,8 +136,12 @@ pub(crate) fn build(app: &mut App) {
         .init_resource::<ExtractedUploads>()
         .init_resource::<StagingBuffers>()
         .add_systems(ExtractSchedule, (extract_uploads, share_device))
-        .add_systems(Render, copy_frames_to_textures.in_set(RenderSystems::PrepareResources));
-    app.init_resource::<HeliosGpuUploads>().init_resource::<SharedWgpuDevice>();
+        .add_systems(
+            Render,
+            copy_frames_to_textures.in_set(RenderSystems::PrepareResources),
+        );
+    app.init_resource::<HeliosGpuUploads>()
+        .init_resource::<SharedWgpuDevice>();
 }
 
 fn extract_uploads(mut main: ResMut<MainWorld>, mut extracted: ResMut<ExtractedUploads>) {
@@ -146,11 +163,14 @@ fn share_device(
     if *done {
         return;
     }
-    let (Some(instance), Some(adapter), Some(info), Some(device), Some(queue)) = (instance, adapter, info, device, queue)
+    let (Some(instance), Some(adapter), Some(info), Some(device), Some(queue)) =
+        (instance, adapter, info, device, queue)
     else {
         return;
     };
-    let Some(shared) = main.get_resource::<SharedWgpuDevice>() else { return };
+    let Some(shared) = main.get_resource::<SharedWgpuDevice>() else {
+        return;
+    };
     let setup = WgpuSetup {
         instance: (**instance.0).clone(),
         adapter: (**adapter.0).clone(),
@@ -174,10 +194,14 @@ fn copy_frames_to_textures(
     if uploads.0.is_empty() {
         return;
     }
-    let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor { label: Some("helios_frame_upload") });
+    let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor {
+        label: Some("helios_frame_upload"),
+    });
     let mut copies = 0;
     for upload in uploads.0.drain(..) {
-        let Some(gpu_image) = images.get(upload.image) else { continue };
+        let Some(gpu_image) = images.get(upload.image) else {
+            continue;
+        };
         let size = gpu_image.texture_descriptor.size;
         if size.width != upload.width || size.height != upload.height {
             continue;
@@ -203,12 +227,20 @@ fn copy_frames_to_textures(
         if padded == upload.width * 4 {
             queue.write_buffer(&**buffer, 0, &upload.pixels);
         } else {
-            queue.write_buffer(&**buffer, 0, &pad_rows(&upload.pixels, upload.width, upload.height, padded));
+            queue.write_buffer(
+                &**buffer,
+                0,
+                &pad_rows(&upload.pixels, upload.width, upload.height, padded),
+            );
         }
         encoder.copy_buffer_to_texture(
             TexelCopyBufferInfo {
                 buffer: &**buffer,
-                layout: TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(padded), rows_per_image: Some(upload.height) },
+                layout: TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(padded),
+                    rows_per_image: Some(upload.height),
+                },
             },
             TexelCopyTextureInfo {
                 texture: &gpu_image.texture,
@@ -216,7 +248,11 @@ fn copy_frames_to_textures(
                 origin: Origin3d::ZERO,
                 aspect: TextureAspect::All,
             },
-            Extent3d { width: upload.width, height: upload.height, depth_or_array_layers: 1 },
+            Extent3d {
+                width: upload.width,
+                height: upload.height,
+                depth_or_array_layers: 1,
+            },
         );
         copies += 1;
     }

@@ -16,10 +16,12 @@ pub mod worker;
 pub use error::{HeliosError, HeliosResult};
 pub use light::{HeliosLight, HeliosLightState};
 pub use messages::{
-    ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage, StartStream,
-    StopStream, StreamStarted, StreamStopped,
+    ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage,
+    StartStream, StopStream, StreamStarted, StreamStopped,
 };
-pub use plugin::{HeliosPlugin, HeliosSystems, HeliosWorker, HeliosWorkerState, HeliosWorkerStatus, helios_ready};
+pub use plugin::{
+    HeliosPlugin, HeliosSystems, HeliosWorker, HeliosWorkerState, HeliosWorkerStatus, helios_ready,
+};
 pub use prompt::{PromptTemplate, SceneContext, compact_prompt};
 pub use screen::{HeliosScreen, HeliosStream, HeliosStreamStatus};
 pub use settings::{GpuSharing, HeliosBackend, HeliosSettings, HeliosSettingsAsset, UploadPath};
@@ -28,8 +30,8 @@ pub use settings::{GpuSharing, HeliosBackend, HeliosSettings, HeliosSettingsAsse
 pub mod prelude {
     pub use crate::light::HeliosLight;
     pub use crate::messages::{
-        ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage, StartStream,
-        StopStream, StreamStarted, StreamStopped,
+        ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage,
+        StartStream, StopStream, StreamStarted, StreamStopped,
     };
     pub use crate::plugin::{HeliosPlugin, HeliosSystems, HeliosWorkerStatus, helios_ready};
     pub use crate::prompt::SceneContext;

@@ -72,7 +72,11 @@ pub struct HeliosLightState {
 
 /// Exponential smoothing factor for a step of `dt` seconds with time constant `tau`.
 pub fn smoothing_alpha(dt: f32, tau: f32) -> f32 {
-    if tau <= 0.0 { 1.0 } else { 1.0 - (-dt / tau).exp() }
+    if tau <= 0.0 {
+        1.0
+    } else {
+        1.0 - (-dt / tau).exp()
+    }
 }
 
 /// Updates lights from the frames on screen (runs in [`HeliosSystems::Upload`](crate::HeliosSystems)).
@@ -96,11 +100,19 @@ pub fn drive_lights(
         let mean = stats.region_mean(r.min.x, r.min.y, r.max.x, r.max.y);
         let target = Color::srgb(mean[0], mean[1], mean[2]).to_linear();
         let target = Vec3::new(target.red, target.green, target.blue);
-        let alpha = if state.primed { smoothing_alpha(dt, light.smoothing_secs) } else { 1.0 };
+        let alpha = if state.primed {
+            smoothing_alpha(dt, light.smoothing_secs)
+        } else {
+            1.0
+        };
         state.color = state.color.lerp(target, alpha);
         state.primed = true;
         let peak = state.color.max_element().max(1e-4);
-        let color = Color::linear_rgb(state.color.x / peak, state.color.y / peak, state.color.z / peak);
+        let color = Color::linear_rgb(
+            state.color.x / peak,
+            state.color.y / peak,
+            state.color.z / peak,
+        );
         let luminance = state.color.dot(Vec3::new(0.2126, 0.7152, 0.0722));
         let intensity = light.max_intensity * luminance;
         if let Some(mut p) = point {

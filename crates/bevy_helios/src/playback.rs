@@ -170,11 +170,12 @@ impl FrameRing {
         }
         let period = 1.0 / fps.max(1e-3);
         self.clock += dt.max(0.0);
-        let due = (self.clock / period).floor() as u64;
+        // The epsilon absorbs float drift of many small `dt`s summing to a whole period.
+        let due = ((self.clock + 1e-9) / period).floor() as u64;
         if due == 0 {
             return None;
         }
-        self.clock -= due as f64 * period;
+        self.clock = (self.clock - due as f64 * period).max(0.0);
         let mut out = None;
         for _ in 0..due {
             match self.frames.pop_front() {
@@ -206,14 +207,19 @@ mod tests {
     use super::*;
 
     fn frames(n: u8) -> Vec<Frame> {
-        (0..n).map(|i| Frame { pixels: vec![i; 4], stats: FrameStats::default() }).collect()
+        (0..n)
+            .map(|i| Frame {
+                pixels: vec![i; 4],
+                stats: FrameStats::default(),
+            })
+            .collect()
     }
 
     #[test]
     fn paces_at_fps_regardless_of_tick_rate() {
         let mut ring = FrameRing::new(100);
         ring.push(frames(50));
-        let mut shown = vec![];
+        let mut shown = vec![ring.advance(0.0, 24.0).unwrap().pixels[0]];
         // 240 Hz ticks for one second of game time at 24 fps: 1 (start) + 24 frames.
         for _ in 0..240 {
             if let Some(f) = ring.advance(1.0 / 240.0, 24.0) {
@@ -246,7 +252,10 @@ mod tests {
         assert!(ring.advance(2.0 / 24.0, 24.0).is_none());
         assert_eq!(ring.underruns(), 3);
         ring.push(frames(1));
-        assert!(ring.advance(1.0 / 24.0, 24.0).is_some(), "resumes at normal pace");
+        assert!(
+            ring.advance(1.0 / 24.0, 24.0).is_some(),
+            "resumes at normal pace"
+        );
     }
 
     #[test]
@@ -265,7 +274,11 @@ mod tests {
         for y in 0..8 {
             for x in 0..8 {
                 let i = (y * 8 + x) * 4;
-                if x < 4 { px[i] = 255 } else { px[i + 2] = 255 }
+                if x < 4 {
+                    px[i] = 255
+                } else {
+                    px[i + 2] = 255
+                }
                 px[i + 3] = 255;
             }
         }

@@ -13,7 +13,10 @@ use crate::light::{HeliosLight, HeliosLightState, drive_lights};
 use crate::messages::*;
 use crate::prompt::{SceneContext, compact_prompt};
 use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus};
-use crate::settings::{GpuSharing, HeliosBackend, HeliosSettings, HeliosSettingsAsset, HeliosSettingsLoader, UploadPath};
+use crate::settings::{
+    GpuSharing, HeliosBackend, HeliosSettings, HeliosSettingsAsset, HeliosSettingsLoader,
+    UploadPath,
+};
 use crate::worker::{EngineConfig, StreamId, StreamSpec, Worker, WorkerCommand, WorkerEvent};
 
 /// The plugin's phases, chained in this order in `Update`.
@@ -62,7 +65,11 @@ pub struct HeliosPlugin {
 
 impl Default for HeliosPlugin {
     fn default() -> Self {
-        Self { settings: HeliosSettings::default(), settings_asset: None, default_systems: true }
+        Self {
+            settings: HeliosSettings::default(),
+            settings_asset: None,
+            default_systems: true,
+        }
     }
 }
 
@@ -118,10 +125,16 @@ impl HeliosPlugin {
     /// The systems of one set, chained, for custom scheduling.
     pub fn systems(set: HeliosSystems) -> ScheduleConfigs<ScheduleSystem> {
         match set {
-            HeliosSystems::CollectContext => {
-                (apply_settings_asset, collect_scene_context, collect_priorities).chain().into_configs()
-            }
-            HeliosSystems::Submit => (submit_requests, crate::capture::request_portrait_captures).chain().into_configs(),
+            HeliosSystems::CollectContext => (
+                apply_settings_asset,
+                collect_scene_context,
+                collect_priorities,
+            )
+                .chain()
+                .into_configs(),
+            HeliosSystems::Submit => (submit_requests, crate::capture::request_portrait_captures)
+                .chain()
+                .into_configs(),
             HeliosSystems::Receive => drain_worker.into_configs(),
             HeliosSystems::Upload => (upload_frames, drive_lights).chain().into_configs(),
         }
@@ -131,7 +144,9 @@ impl HeliosPlugin {
 impl Plugin for HeliosPlugin {
     fn build(&self, app: &mut App) {
         if app.world().contains_resource::<HeliosSettings>() {
-            warn!("HeliosSettings already present: HeliosPlugin keeps it and ignores its own settings");
+            warn!(
+                "HeliosSettings already present: HeliosPlugin keeps it and ignores its own settings"
+            );
         } else {
             app.insert_resource(self.settings.clone());
         }
@@ -154,23 +169,35 @@ impl Plugin for HeliosPlugin {
             .add_message::<PromptApplied>()
             .add_message::<HeliosWorkerError>();
         if app.world().contains_resource::<AssetServer>() {
-            app.init_asset::<HeliosSettingsAsset>().init_asset_loader::<HeliosSettingsLoader>();
+            app.init_asset::<HeliosSettingsAsset>()
+                .init_asset_loader::<HeliosSettingsLoader>();
             if let Some(path) = &self.settings_asset {
-                let handle: Handle<HeliosSettingsAsset> = app.world().resource::<AssetServer>().load(path.clone());
+                let handle: Handle<HeliosSettingsAsset> =
+                    app.world().resource::<AssetServer>().load(path.clone());
                 app.insert_resource(SettingsAssetHandle(handle));
             }
         } else if self.settings_asset.is_some() {
-            warn!("HeliosPlugin: a settings asset was given but the app has no AssetPlugin; using code settings");
+            warn!(
+                "HeliosPlugin: a settings asset was given but the app has no AssetPlugin; using code settings"
+            );
         }
         app.configure_sets(
             Update,
-            (HeliosSystems::CollectContext, HeliosSystems::Submit, HeliosSystems::Receive, HeliosSystems::Upload)
+            (
+                HeliosSystems::CollectContext,
+                HeliosSystems::Submit,
+                HeliosSystems::Receive,
+                HeliosSystems::Upload,
+            )
                 .chain(),
         );
         if self.default_systems {
-            for set in
-                [HeliosSystems::CollectContext, HeliosSystems::Submit, HeliosSystems::Receive, HeliosSystems::Upload]
-            {
+            for set in [
+                HeliosSystems::CollectContext,
+                HeliosSystems::Submit,
+                HeliosSystems::Receive,
+                HeliosSystems::Upload,
+            ] {
                 app.add_systems(Update, Self::systems(set).in_set(set));
             }
         }
@@ -258,13 +285,20 @@ impl HeliosWorker {
         }
     }
 
-    fn push_overflow(&mut self, command: WorkerCommand, capacity: usize, status: &mut HeliosWorkerStatus) {
+    fn push_overflow(
+        &mut self,
+        command: WorkerCommand,
+        capacity: usize,
+        status: &mut HeliosWorkerStatus,
+    ) {
         if self.overflow.len() >= capacity.max(1) {
             // Keep the newest: drop the oldest command that is not a start/stop.
             let victim = self
                 .overflow
                 .iter()
-                .position(|c| !matches!(c, WorkerCommand::Start { .. } | WorkerCommand::Stop { .. }))
+                .position(|c| {
+                    !matches!(c, WorkerCommand::Start { .. } | WorkerCommand::Stop { .. })
+                })
                 .unwrap_or(0);
             self.overflow.remove(victim);
             status.dropped_commands += 1;
@@ -309,7 +343,11 @@ fn apply_settings_asset(
 pub fn collect_scene_context(
     time: Res<Time>,
     settings: Res<HeliosSettings>,
-    mut screens: Query<(&HeliosScreen, Option<Ref<SceneContext>>, &mut HeliosPlayback)>,
+    mut screens: Query<(
+        &HeliosScreen,
+        Option<Ref<SceneContext>>,
+        &mut HeliosPlayback,
+    )>,
 ) {
     let now = time.elapsed_secs_f64();
     let debounce = f64::from(settings.prompt_debounce_secs);
@@ -326,7 +364,9 @@ pub fn collect_scene_context(
             continue;
         }
         let out = if changed {
-            playback.tracker.offer(&playback.wanted_prompt, now, debounce)
+            playback
+                .tracker
+                .offer(&playback.wanted_prompt, now, debounce)
         } else {
             playback.tracker.poll(now, debounce)
         };
@@ -339,15 +379,25 @@ pub fn collect_scene_context(
 /// Sets each stream's priority: distance to the nearest camera, `None` (paused) when hidden.
 pub fn collect_priorities(
     cameras: Query<&GlobalTransform, With<Camera>>,
-    mut screens: Query<(&HeliosScreen, Option<&GlobalTransform>, Option<&ViewVisibility>, &mut HeliosStream)>,
+    mut screens: Query<(
+        &HeliosScreen,
+        Option<&GlobalTransform>,
+        Option<&ViewVisibility>,
+        &mut HeliosStream,
+    )>,
 ) {
     for (screen, transform, visibility, mut stream) in &mut screens {
         let hidden = screen.pause_when_hidden && visibility.is_some_and(|v| !v.get());
         let priority = if hidden {
             None
         } else {
-            let at = transform.map(GlobalTransform::translation).unwrap_or(Vec3::ZERO);
-            let d = cameras.iter().map(|c| c.translation().distance(at)).fold(f32::INFINITY, f32::min);
+            let at = transform
+                .map(GlobalTransform::translation)
+                .unwrap_or(Vec3::ZERO);
+            let d = cameras
+                .iter()
+                .map(|c| c.translation().distance(at))
+                .fold(f32::INFINITY, f32::min);
             Some(if d.is_finite() { d } else { 0.0 })
         };
         if stream.priority != priority {
@@ -356,12 +406,19 @@ pub fn collect_priorities(
     }
 }
 
-fn engine_config(settings: &HeliosSettings, shared: Option<&crate::gpu::SharedWgpuDevice>) -> EngineConfig {
+fn engine_config(
+    settings: &HeliosSettings,
+    shared: Option<&crate::gpu::SharedWgpuDevice>,
+) -> EngineConfig {
     let shared_wgpu = match (settings.backend, settings.gpu_sharing, shared) {
         (HeliosBackend::Wgpu, GpuSharing::SharedDevice, Some(shared)) => shared.device(),
         _ => None,
     };
-    EngineConfig { model_dir: settings.resolved_model_dir(), backend: settings.backend, shared_wgpu }
+    EngineConfig {
+        model_dir: settings.resolved_model_dir(),
+        backend: settings.backend,
+        shared_wgpu,
+    }
 }
 
 /// Spawns / respawns the worker and sends it what the screens need.
@@ -375,7 +432,12 @@ pub fn submit_requests(
     mut stops: MessageReader<StopStream>,
     mut images: MessageReader<SetConditioningImage>,
     mut pending_images: ResMut<crate::capture::PendingConditioning>,
-    mut screens: Query<(Entity, &HeliosScreen, &mut HeliosPlayback, &mut HeliosStream)>,
+    mut screens: Query<(
+        Entity,
+        &HeliosScreen,
+        &mut HeliosPlayback,
+        &mut HeliosStream,
+    )>,
     mut errors: MessageWriter<HeliosWorkerError>,
 ) {
     let worker = worker.as_mut();
@@ -383,10 +445,13 @@ pub fn submit_requests(
     let stop_requested: Vec<Entity> = stops.read().map(|m| m.0).collect();
 
     // A worker is needed when some screen wants to run.
-    let wants_any = screens.iter().any(|(e, s, p, _)| {
-        p.want_running.unwrap_or(s.autostart) || start_requested.contains(&e)
-    });
-    let stale = worker.settings.as_ref().is_some_and(|old| old.engine_differs(&settings));
+    let wants_any = screens
+        .iter()
+        .any(|(e, s, p, _)| p.want_running.unwrap_or(s.autostart) || start_requested.contains(&e));
+    let stale = worker
+        .settings
+        .as_ref()
+        .is_some_and(|old| old.engine_differs(&settings));
     let dead = worker.worker.is_some() && !worker.is_running();
     let failed = matches!(status.state, HeliosWorkerState::Failed(_));
     let needs_spawn = wants_any
@@ -402,7 +467,9 @@ pub fn submit_requests(
             && settings.gpu_sharing == GpuSharing::SharedDevice
             && config.shared_wgpu.is_none()
         {
-            warn!("bevy_helios: no render device to share; the wgpu backend creates its own device");
+            warn!(
+                "bevy_helios: no render device to share; the wgpu backend creates its own device"
+            );
         }
         match Worker::spawn(config, settings.command_queue, settings.result_queue) {
             Ok(w) => {
@@ -413,7 +480,10 @@ pub fn submit_requests(
             Err(error) => {
                 status.state = HeliosWorkerState::Failed(error.to_string());
                 status.errors += 1;
-                errors.write(HeliosWorkerError { entity: None, error });
+                errors.write(HeliosWorkerError {
+                    entity: None,
+                    error,
+                });
             }
         }
         worker.settings = Some(settings.clone());
@@ -424,10 +494,6 @@ pub fn submit_requests(
                 stream.status = HeliosStreamStatus::Idle;
             }
         }
-    } else if dead && !matches!(status.state, HeliosWorkerState::Failed(_) | HeliosWorkerState::ShutDown) {
-        status.state = HeliosWorkerState::Failed(HeliosError::WorkerGone.to_string());
-        status.errors += 1;
-        errors.write(HeliosWorkerError { entity: None, error: HeliosError::WorkerGone });
     }
     if worker.worker.is_none() || !worker.is_running() {
         // Keep the start requests for when a worker runs.
@@ -447,7 +513,10 @@ pub fn submit_requests(
         if stop_requested.contains(&entity) {
             playback.want_running = Some(false);
             if playback.started {
-                worker.worker.as_ref().inspect(|w| w.cancel_if_generating(id));
+                worker
+                    .worker
+                    .as_ref()
+                    .inspect(|w| w.cancel_if_generating(id));
                 worker.send(WorkerCommand::Stop { id }, capacity, status_ref);
                 playback.started = false;
                 playback.grant_outstanding = false;
@@ -468,7 +537,9 @@ pub fn submit_requests(
             continue;
         }
         if !playback.started {
-            if matches!(stream.status, HeliosStreamStatus::Failed(_)) && playback.want_running != Some(true) {
+            if matches!(stream.status, HeliosStreamStatus::Failed(_))
+                && playback.want_running != Some(true)
+            {
                 continue;
             }
             playback.reset();
@@ -487,7 +558,14 @@ pub fn submit_requests(
                 amplify_first_chunk: settings.amplify_first_chunk,
                 image: None,
             };
-            worker.send(WorkerCommand::Start { id, spec: Box::new(spec) }, capacity, status_ref);
+            worker.send(
+                WorkerCommand::Start {
+                    id,
+                    spec: Box::new(spec),
+                },
+                capacity,
+                status_ref,
+            );
             worker.streams.insert(id, entity);
             playback.id = Some(id);
             playback.started = true;
@@ -498,14 +576,31 @@ pub fn submit_requests(
         if let Some(prompt) = playback.outgoing_prompt.take() {
             stream.prompt = Some(prompt.clone());
             let over_chunks = settings.prompt_interpolation_chunks;
-            worker.send(WorkerCommand::SetPrompt { id, prompt, over_chunks }, capacity, status_ref);
+            worker.send(
+                WorkerCommand::SetPrompt {
+                    id,
+                    prompt,
+                    over_chunks,
+                },
+                capacity,
+                status_ref,
+            );
         }
         if playback.sent_priority != Some(stream.priority) {
             playback.sent_priority = Some(stream.priority);
-            worker.send(WorkerCommand::SetPriority { id, priority: stream.priority }, capacity, status_ref);
+            worker.send(
+                WorkerCommand::SetPriority {
+                    id,
+                    priority: stream.priority,
+                },
+                capacity,
+                status_ref,
+            );
             match (&stream.status, stream.priority) {
                 (HeliosStreamStatus::Streaming, None) => stream.status = HeliosStreamStatus::Paused,
-                (HeliosStreamStatus::Paused, Some(_)) => stream.status = HeliosStreamStatus::Streaming,
+                (HeliosStreamStatus::Paused, Some(_)) => {
+                    stream.status = HeliosStreamStatus::Streaming
+                }
                 _ => {}
             }
         }
@@ -517,7 +612,11 @@ pub fn submit_requests(
             worker.send(WorkerCommand::Grant { id, chunks: 1 }, capacity, status_ref);
         }
     }
-    for (entity, image) in images.read().map(|m| (m.entity, m.image.clone())).chain(pending_images.0.drain(..)) {
+    for (entity, image) in images
+        .read()
+        .map(|m| (m.entity, m.image.clone()))
+        .chain(pending_images.0.drain(..))
+    {
         let id = entity.to_bits();
         if worker.streams.contains_key(&id) {
             let image = Box::new((*image).clone());
@@ -543,8 +642,12 @@ pub fn drain_worker(
     mut errors: MessageWriter<HeliosWorkerError>,
 ) {
     let worker = worker.as_mut();
+    let mut drained = false;
     for _ in 0..MAX_EVENTS_PER_TICK {
-        let Some(event) = worker.worker.as_ref().and_then(|w| w.try_recv().ok()) else { break };
+        let Some(event) = worker.worker.as_ref().and_then(|w| w.try_recv().ok()) else {
+            drained = true;
+            break;
+        };
         let entity_of = |id: &StreamId| worker.streams.get(id).copied();
         match event {
             WorkerEvent::Loaded => status.state = HeliosWorkerState::Ready,
@@ -561,7 +664,13 @@ pub fn drain_worker(
                 }
             }
             WorkerEvent::Generating { .. } => {}
-            WorkerEvent::Chunk { id, index, frames, seconds, .. } => {
+            WorkerEvent::Chunk {
+                id,
+                index,
+                frames,
+                seconds,
+                ..
+            } => {
                 status.chunks += 1;
                 if let Some(entity) = entity_of(&id)
                     && let Ok((mut playback, mut stream)) = screens.get_mut(entity)
@@ -573,7 +682,12 @@ pub fn drain_worker(
                     stream.chunks += 1;
                     stream.last_chunk_seconds = seconds;
                     stream.buffered = playback.ring.len();
-                    ready.write(ChunkReady { entity, index, frames: n, seconds });
+                    ready.write(ChunkReady {
+                        entity,
+                        index,
+                        frames: n,
+                        seconds,
+                    });
                 }
             }
             WorkerEvent::PromptApplied { id, prompt } => {
@@ -606,7 +720,10 @@ pub fn drain_worker(
                             playback.want_running = Some(false);
                             stream.status = HeliosStreamStatus::Failed(message);
                         }
-                        errors.write(HeliosWorkerError { entity: Some(entity), error });
+                        errors.write(HeliosWorkerError {
+                            entity: Some(entity),
+                            error,
+                        });
                     }
                     None => {
                         status.state = HeliosWorkerState::Failed(message.clone());
@@ -618,11 +735,29 @@ pub fn drain_worker(
                             }
                         }
                         worker.streams.clear();
-                        errors.write(HeliosWorkerError { entity: None, error });
+                        errors.write(HeliosWorkerError {
+                            entity: None,
+                            error,
+                        });
                     }
                 }
             }
         }
+    }
+    // A thread that ended without saying why (all its events are read by now).
+    let gone = drained && worker.worker.as_ref().is_some_and(|w| !w.is_alive());
+    if gone
+        && !matches!(
+            status.state,
+            HeliosWorkerState::Failed(_) | HeliosWorkerState::ShutDown
+        )
+    {
+        status.state = HeliosWorkerState::Failed(HeliosError::WorkerGone.to_string());
+        status.errors += 1;
+        errors.write(HeliosWorkerError {
+            entity: None,
+            error: HeliosError::WorkerGone,
+        });
     }
 }
 
@@ -633,7 +768,12 @@ pub fn upload_frames(
     settings: Res<HeliosSettings>,
     mut images: ResMut<Assets<Image>>,
     mut gpu: Option<ResMut<crate::gpu::HeliosGpuUploads>>,
-    mut screens: Query<(Entity, &HeliosScreen, &mut HeliosPlayback, &mut HeliosStream)>,
+    mut screens: Query<(
+        Entity,
+        &HeliosScreen,
+        &mut HeliosPlayback,
+        &mut HeliosStream,
+    )>,
     mut order: Local<Vec<(f32, Entity)>>,
 ) {
     let dt = f64::from(time.delta_secs());
@@ -655,8 +795,12 @@ pub fn upload_frames(
     order.sort_by(|a, b| a.0.total_cmp(&b.0));
     let use_gpu = settings.upload == UploadPath::GpuResident && gpu.is_some();
     for &(_, entity) in order.iter().take(settings.max_uploads_per_tick.max(1)) {
-        let Ok((_, screen, mut playback, mut stream)) = screens.get_mut(entity) else { continue };
-        let Some(frame) = playback.held.take() else { continue };
+        let Ok((_, screen, mut playback, mut stream)) = screens.get_mut(entity) else {
+            continue;
+        };
+        let Some(frame) = playback.held.take() else {
+            continue;
+        };
         stream.frame_stats = Some(frame.stats);
         let (w, h) = (settings.width, settings.height);
         if frame.pixels.len() != (w * h * 4) as usize {
@@ -666,7 +810,9 @@ pub fn upload_frames(
             gpu.push(screen.image.id(), w, h, frame.pixels);
             continue;
         }
-        let Some(mut image) = images.get_mut(&screen.image) else { continue };
+        let Some(mut image) = images.get_mut(&screen.image) else {
+            continue;
+        };
         if image.width() != w || image.height() != h {
             *image = HeliosScreen::blank_image(w, h);
         }

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// Put it on the entity that has a [`HeliosScreen`](crate::screen::HeliosScreen); whenever it
 /// changes materially, the stream's prompt follows.
-#[derive(Component, Reflect, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Component, Reflect, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize,
+)]
 #[reflect(Component)]
 #[serde(default)]
 pub struct SceneContext {
@@ -137,7 +139,10 @@ fn truncate_words(text: &str, max_chars: usize) -> String {
 /// A hash of what a prompt *means* to the model: lower-case words, punctuation dropped.
 pub fn prompt_key(prompt: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for word in prompt.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in prompt
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         word.to_lowercase().hash(&mut hasher);
     }
     hasher.finish()
@@ -239,12 +244,18 @@ mod tests {
         assert!(!p.contains("saying"), "{p}");
         assert!(!p.contains("mood"), "{p}");
         assert!(p.contains("worried expression, warm candle light."), "{p}");
-        assert_eq!(compact_prompt(&SceneContext::default(), &PromptTemplate::default()), "");
+        assert_eq!(
+            compact_prompt(&SceneContext::default(), &PromptTemplate::default()),
+            ""
+        );
     }
 
     #[test]
     fn truncates_at_word_boundary() {
-        let t = PromptTemplate { max_chars: 30, ..Default::default() };
+        let t = PromptTemplate {
+            max_chars: 30,
+            ..Default::default()
+        };
         let p = compact_prompt(&keeper(), &t);
         assert!(p.chars().count() <= 30, "{p}");
         assert_eq!(p, "close-up portrait of an old");
@@ -262,7 +273,11 @@ mod tests {
         assert_eq!(t.offer("happy", 0.0, 0.5).as_deref(), Some("happy"));
         assert_eq!(t.offer("Happy.", 0.1, 0.5), None, "not a material change");
         assert_eq!(t.offer("sad", 1.0, 0.5), None, "debounced");
-        assert_eq!(t.offer("angry", 1.2, 0.5), None, "still changing: timer restarts");
+        assert_eq!(
+            t.offer("angry", 1.2, 0.5),
+            None,
+            "still changing: timer restarts"
+        );
         assert_eq!(t.poll(1.6, 0.5), None);
         assert_eq!(t.poll(1.7, 0.5).as_deref(), Some("angry"));
         assert_eq!(t.offer("angry", 2.0, 0.5), None);

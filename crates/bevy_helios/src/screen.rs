@@ -32,7 +32,12 @@ pub struct HeliosScreen {
 impl HeliosScreen {
     /// A screen showing its frames in `image`.
     pub fn new(image: Handle<Image>) -> Self {
-        Self { image, autostart: true, pause_when_hidden: true, prompt: String::new() }
+        Self {
+            image,
+            autostart: true,
+            pause_when_hidden: true,
+            prompt: String::new(),
+        }
     }
 
     /// Sets the prompt used when the entity has no `SceneContext`.
@@ -53,7 +58,11 @@ impl HeliosScreen {
     /// source and destination (both upload paths and GPU readback work on it).
     pub fn blank_image(width: u32, height: u32) -> Image {
         let mut image = Image::new_fill(
-            Extent3d { width: width.max(1), height: height.max(1), depth_or_array_layers: 1 },
+            Extent3d {
+                width: width.max(1),
+                height: height.max(1),
+                depth_or_array_layers: 1,
+            },
             TextureDimension::D2,
             &[0, 0, 0, 255],
             TextureFormat::Rgba8UnormSrgb,

@@ -133,7 +133,9 @@ impl HeliosSettings {
 
     /// The model folder in effect: [`HeliosSettings::model_dir`] or the embedded tiny model.
     pub fn resolved_model_dir(&self) -> PathBuf {
-        self.model_dir.clone().unwrap_or_else(Self::embedded_model_dir)
+        self.model_dir
+            .clone()
+            .unwrap_or_else(Self::embedded_model_dir)
     }
 
     /// Parses settings from RON text (fields left out keep their defaults).
@@ -208,7 +210,10 @@ mod tests {
     #[test]
     fn partial_ron_keeps_defaults() {
         let s = HeliosSettings::from_ron_str("(width: 256, height: 160, backend: Wgpu)").unwrap();
-        assert_eq!((s.width, s.height, s.backend), (256, 160, HeliosBackend::Wgpu));
+        assert_eq!(
+            (s.width, s.height, s.backend),
+            (256, 160, HeliosBackend::Wgpu)
+        );
         assert_eq!(s.fps, 24.0);
         assert!(s.engine_differs(&HeliosSettings::default()));
         let mut t = HeliosSettings::default();
@@ -218,12 +223,17 @@ mod tests {
 
     #[test]
     fn embedded_model_is_there() {
-        assert!(HeliosSettings::embedded_model_dir().join("model_index.json").is_file());
+        assert!(
+            HeliosSettings::embedded_model_dir()
+                .join("model_index.json")
+                .is_file()
+        );
     }
 
     #[test]
     fn shipped_settings_asset_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/settings/default.helios.ron");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/settings/default.helios.ron");
         let text = std::fs::read_to_string(path).unwrap();
         let s = HeliosSettings::from_ron_str(&text).unwrap();
         assert_eq!(s.fps, 24.0);

@@ -12,24 +12,39 @@ fn app(settings: HeliosSettings) -> App {
     let mut app = App::new();
     app.add_plugins((MinimalPlugins, AssetPlugin::default()))
         .init_asset::<Image>()
-        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(1.0 / 24.0)))
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
+            1.0 / 24.0,
+        )))
         .add_plugins(HeliosPlugin::default().with_settings(settings));
     app
 }
 
 fn settings() -> HeliosSettings {
-    HeliosSettings { prompt_debounce_secs: 0.0, ..default() }
+    HeliosSettings {
+        prompt_debounce_secs: 0.0,
+        ..default()
+    }
 }
 
 fn spawn_screen(app: &mut App, ctx: SceneContext) -> (Entity, Handle<Image>) {
     let s = app.world().resource::<HeliosSettings>().clone();
-    let image = app.world_mut().resource_mut::<Assets<Image>>().add(HeliosScreen::blank_image(s.width, s.height));
-    let e = app.world_mut().spawn((HeliosScreen::new(image.clone()), ctx)).id();
+    let image = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(HeliosScreen::blank_image(s.width, s.height));
+    let e = app
+        .world_mut()
+        .spawn((HeliosScreen::new(image.clone()), ctx))
+        .id();
     (e, image)
 }
 
 fn ctx(emotion: &str) -> SceneContext {
-    SceneContext { character: "a lighthouse keeper".into(), emotion: emotion.into(), ..default() }
+    SceneContext {
+        character: "a lighthouse keeper".into(),
+        emotion: emotion.into(),
+        ..default()
+    }
 }
 
 /// Updates (sleeping a little between ticks so the worker runs) until `done` or the deadline.
@@ -47,7 +62,11 @@ fn stream(app: &App, e: Entity) -> HeliosStream {
 }
 
 fn pixels(app: &App, image: &Handle<Image>) -> Vec<u8> {
-    app.world().resource::<Assets<Image>>().get(image).and_then(|i| i.data.clone()).unwrap()
+    app.world()
+        .resource::<Assets<Image>>()
+        .get(image)
+        .and_then(|i| i.data.clone())
+        .unwrap()
 }
 
 #[test]
@@ -65,7 +84,10 @@ fn frames_arrive_and_the_image_changes() {
     assert_eq!(s.status, HeliosStreamStatus::Streaming);
     assert!(s.chunks >= 1);
     assert!(s.frame_stats.is_some());
-    assert_eq!(app.world().resource::<HeliosWorkerStatus>().state, HeliosWorkerState::Ready);
+    assert_eq!(
+        app.world().resource::<HeliosWorkerStatus>().state,
+        HeliosWorkerState::Ready
+    );
 }
 
 #[test]
@@ -77,7 +99,9 @@ fn scene_context_change_reaches_the_worker_as_a_new_prompt() {
     assert!(before.contains("calm"), "{before}");
     app.world_mut().get_mut::<SceneContext>(e).unwrap().emotion = "furious".into();
     run_until(&mut app, "prompt applied", |a| {
-        stream(a, e).applied_prompt.is_some_and(|p| p.contains("furious expression"))
+        stream(a, e)
+            .applied_prompt
+            .is_some_and(|p| p.contains("furious expression"))
     });
     // A change that is not material (case, spacing) is not sent again.
     let applied = stream(&app, e).applied_prompt;
@@ -91,7 +115,10 @@ fn scene_context_change_reaches_the_worker_as_a_new_prompt() {
 #[test]
 fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = app(HeliosSettings { model_dir: Some(dir.path().into()), ..settings() });
+    let mut app = app(HeliosSettings {
+        model_dir: Some(dir.path().into()),
+        ..settings()
+    });
     let (e, image) = spawn_screen(&mut app, ctx("calm"));
     let mut seen = None;
     run_until(&mut app, "error message", |a| {
@@ -103,17 +130,32 @@ fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
     });
     let err = seen.unwrap();
     assert!(err.entity.is_none());
-    assert!(matches!(err.error, bevy_helios::HeliosError::Model(_)), "{:?}", err.error);
-    assert!(matches!(stream(&app, e).status, HeliosStreamStatus::Failed(_)));
-    assert!(matches!(app.world().resource::<HeliosWorkerStatus>().state, HeliosWorkerState::Failed(_)));
+    assert!(
+        matches!(err.error, bevy_helios::HeliosError::Model(_)),
+        "{:?}",
+        err.error
+    );
+    assert!(matches!(
+        stream(&app, e).status,
+        HeliosStreamStatus::Failed(_)
+    ));
+    assert!(matches!(
+        app.world().resource::<HeliosWorkerStatus>().state,
+        HeliosWorkerState::Failed(_)
+    ));
     for _ in 0..10 {
         app.update();
     }
     // Fix the settings and restart: a new stream runs.
     app.world_mut().resource_mut::<HeliosSettings>().model_dir = None;
     app.world_mut().write_message(StartStream(e));
-    run_until(&mut app, "frames after recovery", |a| stream(a, e).frames_shown >= 2);
-    assert_ne!(pixels(&app, &image), HeliosScreen::blank_image(128, 128).data.unwrap());
+    run_until(&mut app, "frames after recovery", |a| {
+        stream(a, e).frames_shown >= 2
+    });
+    assert_ne!(
+        pixels(&app, &image),
+        HeliosScreen::blank_image(128, 128).data.unwrap()
+    );
 }
 
 #[test]
@@ -124,8 +166,14 @@ fn shutdown_on_app_exit_joins_the_worker() {
     assert!(app.world().resource::<HeliosWorker>().is_running());
     app.world_mut().write_message(AppExit::Success);
     app.update();
-    assert!(!app.world().resource::<HeliosWorker>().is_running(), "thread joined");
-    assert_eq!(app.world().resource::<HeliosWorkerStatus>().state, HeliosWorkerState::ShutDown);
+    assert!(
+        !app.world().resource::<HeliosWorker>().is_running(),
+        "thread joined"
+    );
+    assert_eq!(
+        app.world().resource::<HeliosWorkerStatus>().state,
+        HeliosWorkerState::ShutDown
+    );
     // Dropping the app with a live worker also joins it (Drop of the resource).
     let mut app2 = self::app(settings());
     let (e2, _) = spawn_screen(&mut app2, ctx("calm"));
@@ -136,17 +184,29 @@ fn shutdown_on_app_exit_joins_the_worker() {
 #[test]
 fn several_streams_share_one_worker_and_a_hidden_one_pauses() {
     let mut app = app(settings());
-    app.world_mut().spawn((Camera::default(), GlobalTransform::default()));
+    app.world_mut()
+        .spawn((Camera::default(), GlobalTransform::default()));
     let (near, _) = spawn_screen(&mut app, ctx("calm"));
     let (far, _) = spawn_screen(&mut app, ctx("happy"));
     let (hidden, _) = spawn_screen(&mut app, ctx("sad"));
-    app.world_mut().entity_mut(near).insert(GlobalTransform::from_xyz(0.0, 0.0, -1.0));
-    app.world_mut().entity_mut(far).insert(GlobalTransform::from_xyz(0.0, 0.0, -9.0));
-    app.world_mut().entity_mut(hidden).insert((GlobalTransform::from_xyz(0.0, 0.0, -2.0), ViewVisibility::HIDDEN));
+    app.world_mut()
+        .entity_mut(near)
+        .insert(GlobalTransform::from_xyz(0.0, 0.0, -1.0));
+    app.world_mut()
+        .entity_mut(far)
+        .insert(GlobalTransform::from_xyz(0.0, 0.0, -9.0));
+    app.world_mut().entity_mut(hidden).insert((
+        GlobalTransform::from_xyz(0.0, 0.0, -2.0),
+        ViewVisibility::HIDDEN,
+    ));
     run_until(&mut app, "both visible streams play", |a| {
         stream(a, near).frames_shown >= 3 && stream(a, far).frames_shown >= 3
     });
-    assert_eq!(app.world().resource::<HeliosWorkerStatus>().spawns, 1, "one worker");
+    assert_eq!(
+        app.world().resource::<HeliosWorkerStatus>().spawns,
+        1,
+        "one worker"
+    );
     assert_eq!(stream(&app, near).priority, Some(1.0));
     assert_eq!(stream(&app, far).priority, Some(9.0));
     let h = stream(&app, hidden);
@@ -175,14 +235,23 @@ fn playback_is_paced_and_underruns_are_counted() {
 fn settings_asset_replaces_the_resource() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("settings")).unwrap();
-    std::fs::write(dir.path().join("settings/test.helios.ron"), "(fps: 12.0, ring_capacity: 40)").unwrap();
+    std::fs::write(
+        dir.path().join("settings/test.helios.ron"),
+        "(fps: 12.0, ring_capacity: 40)",
+    )
+    .unwrap();
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,
-        AssetPlugin { file_path: dir.path().to_string_lossy().into_owned(), ..default() },
+        AssetPlugin {
+            file_path: dir.path().to_string_lossy().into_owned(),
+            ..default()
+        },
     ))
     .init_asset::<Image>()
     .add_plugins(HeliosPlugin::default().with_settings_asset("settings/test.helios.ron"));
-    run_until(&mut app, "settings loaded", |a| a.world().resource::<HeliosSettings>().fps == 12.0);
+    run_until(&mut app, "settings loaded", |a| {
+        a.world().resource::<HeliosSettings>().fps == 12.0
+    });
     assert_eq!(app.world().resource::<HeliosSettings>().ring_capacity, 40);
 }

@@ -103,18 +103,30 @@ mod helios {
 
     pub(super) fn load(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> {
         helios_model::config::HeliosCheckpoint::from_dir(&config.model_dir)?;
-        Ok(Box::new(Engine { streams: HashMap::new() }))
+        Ok(Box::new(Engine {
+            streams: HashMap::new(),
+        }))
     }
 
     impl ChunkEngine for Engine {
         fn start(&mut self, id: StreamId, spec: StreamSpec) -> HeliosResult<()> {
             let prompt = spec.prompt.clone();
-            self.streams.insert(id, Stream { spec, prompt, index: 0 });
+            self.streams.insert(
+                id,
+                Stream {
+                    spec,
+                    prompt,
+                    index: 0,
+                },
+            );
             Ok(())
         }
 
         fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> HeliosResult<EngineChunk> {
-            let s = self.streams.get_mut(&id).ok_or(HeliosError::UnknownStream(id))?;
+            let s = self
+                .streams
+                .get_mut(&id)
+                .ok_or(HeliosError::UnknownStream(id))?;
             if cancel.load(Ordering::Relaxed) {
                 return Err(helios_model::Error::Cancelled.into());
             }
@@ -140,17 +152,27 @@ mod helios {
             std::thread::sleep(std::time::Duration::from_millis(50));
             let index = s.index;
             s.index += 1;
-            Ok(EngineChunk { index, width: w as u32, height: ht as u32, frames })
+            Ok(EngineChunk {
+                index,
+                width: w as u32,
+                height: ht as u32,
+                frames,
+            })
         }
 
         fn set_prompt(&mut self, id: StreamId, prompt: &str, _over: usize) -> HeliosResult<()> {
-            let s = self.streams.get_mut(&id).ok_or(HeliosError::UnknownStream(id))?;
+            let s = self
+                .streams
+                .get_mut(&id)
+                .ok_or(HeliosError::UnknownStream(id))?;
             s.prompt = prompt.to_owned();
             Ok(())
         }
 
         fn set_image(&mut self, id: StreamId, _image: image::RgbImage) -> HeliosResult<()> {
-            self.streams.get_mut(&id).ok_or(HeliosError::UnknownStream(id))?;
+            self.streams
+                .get_mut(&id)
+                .ok_or(HeliosError::UnknownStream(id))?;
             Ok(())
         }
 

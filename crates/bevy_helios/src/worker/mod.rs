@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError, bounded};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError, bounded,
+};
 
 use crate::error::{HeliosError, HeliosResult};
 use crate::playback::{Frame, FrameStats};
@@ -142,7 +144,9 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("alive", &self.is_alive()).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("alive", &self.is_alive())
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,8 +166,16 @@ fn is_cancelled(error: &HeliosError) -> bool {
 
 impl Worker {
     /// Spawns the worker thread; it loads the engine for `config` first.
-    pub fn spawn(config: EngineConfig, command_queue: usize, result_queue: usize) -> HeliosResult<Self> {
-        Self::spawn_with(move || engine::load_engine(&config), command_queue, result_queue)
+    pub fn spawn(
+        config: EngineConfig,
+        command_queue: usize,
+        result_queue: usize,
+    ) -> HeliosResult<Self> {
+        Self::spawn_with(
+            move || engine::load_engine(&config),
+            command_queue,
+            result_queue,
+        )
     }
 
     /// Spawns the worker thread with a custom engine loader.
@@ -189,7 +201,14 @@ impl Worker {
             .name("helios-worker".into())
             .spawn(move || thread.run(load))
             .map_err(|_| HeliosError::WorkerGone)?;
-        Ok(Self { commands: Some(cmd_tx), events: ev_rx, cancel, shutdown, current, handle: Some(handle) })
+        Ok(Self {
+            commands: Some(cmd_tx),
+            events: ev_rx,
+            cancel,
+            shutdown,
+            current,
+            handle: Some(handle),
+        })
     }
 
     /// Sends a command without blocking; gives it back when the queue is full.
@@ -345,20 +364,31 @@ impl WorkerThread {
 
     /// Runs one command; `false` when the game is gone.
     fn handle(&mut self, engine: &mut dyn ChunkEngine, command: WorkerCommand) -> bool {
-        let guarded = |f: &mut dyn FnMut() -> HeliosResult<()>| match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(r) => r,
-            Err(panic) => Err(HeliosError::WorkerPanicked(panic_message(&*panic))),
-        };
+        let guarded =
+            |f: &mut dyn FnMut() -> HeliosResult<()>| match catch_unwind(AssertUnwindSafe(f)) {
+                Ok(r) => r,
+                Err(panic) => Err(HeliosError::WorkerPanicked(panic_message(&*panic))),
+            };
         match command {
             WorkerCommand::Start { id, spec } => {
                 let spec = *spec;
                 match guarded(&mut || engine.start(id, spec.clone())) {
                     Ok(()) => {
                         let last_served = self.served;
-                        self.streams.insert(id, Slot { priority: Some(0.0), credits: 0, last_served });
+                        self.streams.insert(
+                            id,
+                            Slot {
+                                priority: Some(0.0),
+                                credits: 0,
+                                last_served,
+                            },
+                        );
                         self.emit(WorkerEvent::Started { id })
                     }
-                    Err(error) => self.emit(WorkerEvent::Error { id: Some(id), error }),
+                    Err(error) => self.emit(WorkerEvent::Error {
+                        id: Some(id),
+                        error,
+                    }),
                 }
             }
             WorkerCommand::Stop { id } => {
@@ -369,17 +399,25 @@ impl WorkerThread {
                 self.streams.remove(&id);
                 self.emit(WorkerEvent::Stopped { id })
             }
-            WorkerCommand::SetPrompt { id, prompt, over_chunks } => {
-                match guarded(&mut || engine.set_prompt(id, &prompt, over_chunks)) {
-                    Ok(()) => self.emit(WorkerEvent::PromptApplied { id, prompt }),
-                    Err(error) => self.emit(WorkerEvent::Error { id: Some(id), error }),
-                }
-            }
+            WorkerCommand::SetPrompt {
+                id,
+                prompt,
+                over_chunks,
+            } => match guarded(&mut || engine.set_prompt(id, &prompt, over_chunks)) {
+                Ok(()) => self.emit(WorkerEvent::PromptApplied { id, prompt }),
+                Err(error) => self.emit(WorkerEvent::Error {
+                    id: Some(id),
+                    error,
+                }),
+            },
             WorkerCommand::SetImage { id, image } => {
                 let image = *image;
                 match guarded(&mut || engine.set_image(id, image.clone())) {
                     Ok(()) => true,
-                    Err(error) => self.emit(WorkerEvent::Error { id: Some(id), error }),
+                    Err(error) => self.emit(WorkerEvent::Error {
+                        id: Some(id),
+                        error,
+                    }),
                 }
             }
             WorkerCommand::SetPriority { id, priority } => {
@@ -418,7 +456,10 @@ impl WorkerThread {
                 let frames = chunk
                     .frames
                     .into_iter()
-                    .map(|pixels| Frame { stats: FrameStats::of_rgba(&pixels, w, h), pixels })
+                    .map(|pixels| Frame {
+                        stats: FrameStats::of_rgba(&pixels, w, h),
+                        pixels,
+                    })
                     .collect();
                 return self.emit(WorkerEvent::Chunk {
                     id,
@@ -436,7 +477,10 @@ impl WorkerThread {
         // The stream is in an unknown state: drop it; the others go on.
         let _ = catch_unwind(AssertUnwindSafe(|| engine.stop(id)));
         self.streams.remove(&id);
-        self.emit(WorkerEvent::Error { id: Some(id), error }) && self.emit(WorkerEvent::Stopped { id })
+        self.emit(WorkerEvent::Error {
+            id: Some(id),
+            error,
+        }) && self.emit(WorkerEvent::Stopped { id })
     }
 }
 
@@ -446,7 +490,11 @@ mod tests {
     use std::time::Instant;
 
     fn slot(priority: Option<f32>, credits: u32, last_served: u64) -> Slot {
-        Slot { priority, credits, last_served }
+        Slot {
+            priority,
+            credits,
+            last_served,
+        }
     }
 
     #[test]
@@ -456,7 +504,11 @@ mod tests {
         s.insert(2, slot(Some(2.0), 1, 0));
         s.insert(3, slot(None, 3, 0));
         s.insert(4, slot(Some(1.0), 0, 0));
-        assert_eq!(pick_next(&s), Some(2), "nearest with a grant; paused and grant-less skipped");
+        assert_eq!(
+            pick_next(&s),
+            Some(2),
+            "nearest with a grant; paused and grant-less skipped"
+        );
         s.insert(1, slot(Some(2.0), 1, 0));
         s.insert(2, slot(Some(2.0), 1, 7));
         assert_eq!(pick_next(&s), Some(1), "tie: least recently served");
@@ -481,7 +533,12 @@ mod tests {
             if self.chunks == 2 {
                 panic!("boom");
             }
-            Ok(EngineChunk { index: self.chunks, width: 2, height: 2, frames: vec![vec![0; 16]] })
+            Ok(EngineChunk {
+                index: self.chunks,
+                width: 2,
+                height: 2,
+                frames: vec![vec![0; 16]],
+            })
         }
         fn set_prompt(&mut self, _: StreamId, _: &str, _: usize) -> HeliosResult<()> {
             Ok(())
@@ -519,20 +576,37 @@ mod tests {
 
     #[test]
     fn panic_becomes_error_and_worker_goes_on() {
-        let mut w = Worker::spawn_with(|| Ok(Box::new(PanickyEngine { chunks: 0 }) as Box<dyn ChunkEngine>), 8, 2)
-            .unwrap();
+        let mut w = Worker::spawn_with(
+            || Ok(Box::new(PanickyEngine { chunks: 0 }) as Box<dyn ChunkEngine>),
+            8,
+            2,
+        )
+        .unwrap();
         assert!(matches!(next_event(&w), WorkerEvent::Loaded));
-        w.try_send(WorkerCommand::Start { id: 1, spec: spec() }).unwrap();
-        w.try_send(WorkerCommand::Grant { id: 1, chunks: 5 }).unwrap();
+        w.try_send(WorkerCommand::Start {
+            id: 1,
+            spec: spec(),
+        })
+        .unwrap();
+        w.try_send(WorkerCommand::Grant { id: 1, chunks: 5 })
+            .unwrap();
         assert!(matches!(next_event(&w), WorkerEvent::Started { id: 1 }));
         assert!(matches!(next_event(&w), WorkerEvent::Chunk { id: 1, .. }));
         match next_event(&w) {
-            WorkerEvent::Error { id: Some(1), error: HeliosError::WorkerPanicked(m) } => assert!(m.contains("boom")),
+            WorkerEvent::Error {
+                id: Some(1),
+                error: HeliosError::WorkerPanicked(m),
+            } => assert!(m.contains("boom")),
             other => panic!("{other:?}"),
         }
         assert!(matches!(next_event(&w), WorkerEvent::Stopped { id: 1 }));
-        w.try_send(WorkerCommand::Start { id: 2, spec: spec() }).unwrap();
-        w.try_send(WorkerCommand::Grant { id: 2, chunks: 1 }).unwrap();
+        w.try_send(WorkerCommand::Start {
+            id: 2,
+            spec: spec(),
+        })
+        .unwrap();
+        w.try_send(WorkerCommand::Grant { id: 2, chunks: 1 })
+            .unwrap();
         assert!(matches!(next_event(&w), WorkerEvent::Started { id: 2 }));
         assert!(matches!(next_event(&w), WorkerEvent::Chunk { id: 2, .. }));
         assert!(w.is_alive());
@@ -548,7 +622,13 @@ mod tests {
             shared_wgpu: None,
         };
         let mut w = Worker::spawn(cfg, 4, 4).unwrap();
-        assert!(matches!(next_event(&w), WorkerEvent::Error { id: None, error: HeliosError::Model(_) }));
+        assert!(matches!(
+            next_event(&w),
+            WorkerEvent::Error {
+                id: None,
+                error: HeliosError::Model(_)
+            }
+        ));
         assert!(w.shutdown());
     }
 }

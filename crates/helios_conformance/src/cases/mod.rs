@@ -9,5 +9,7 @@ use crate::{Outcome, Result};
 /// Runs the case `name`.
 pub fn run<B: Backend>(fixture_dir: &Path, name: &str, _device: &B::Device) -> Result<Outcome> {
     let _ = fixture_dir;
-    Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet")))
+    Ok(Outcome::Skipped(format!(
+        "case `{name}` is not covered by this port yet"
+    )))
 }
