@@ -21,10 +21,10 @@ struct Args {
     out: PathBuf,
     /// Capture width.
     #[arg(long, default_value_t = 320)]
-    width: u32,
+    capture_width: u32,
     /// Capture height.
     #[arg(long, default_value_t = 240)]
-    height: u32,
+    capture_height: u32,
     #[command(flatten)]
     demo: DemoArgs,
 }
@@ -38,8 +38,8 @@ fn main() -> AppExit {
     let config = CaptureConfig {
         out: args.out.clone(),
         ticks: args.ticks,
-        width: args.width,
-        height: args.height,
+        width: args.capture_width,
+        height: args.capture_height,
         timeout: Duration::from_secs(600),
     };
     let exit = headless_app(config, args.demo.settings()).run();
