@@ -10,7 +10,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use helios_model::dit::{DitInput, HeliosTransformer3DModel, History, HistoryTerm, Tap};
+use helios_model::dit::{DitInput, HeliosTransformer3DModel, History, HistoryTerm, Precision, Tap};
 
 use crate::{Case, CheckLine, Outcome, Result, compare};
 
@@ -77,7 +77,15 @@ pub fn full<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Result<Outcom
     let case = Case::open(fixture_dir, "transformer_full")?;
     let model = load::<B>(fixture_dir, device)?;
     let out = model.forward(input::<B>(&case, &case, "", device)?)?.into_data();
-    let lines = vec![check(&case, "velocity_f32", &out)?];
+    let mut lines = vec![check(&case, "velocity_f32", &out)?];
+    let precision = Precision::half_for::<B>(device);
+    let half_model = model.with_precision(precision);
+    let half = half_model.forward(input::<B>(&case, &case, "", device)?)?.into_data();
+    let tol = case.tolerance("velocity_bf16")?;
+    let mut vs_f32 = compare(&case.name, "half_precision vs velocity_f32", &half, &case.f32("velocity_f32")?, &tol);
+    vs_f32.note = Some(format!("{precision:?}"));
+    lines.push(vs_f32);
+    lines.push(compare(&case.name, "half_precision vs velocity_bf16", &half, &case.f32("velocity_bf16")?, &tol));
     Ok(Outcome::Checked(lines))
 }
 

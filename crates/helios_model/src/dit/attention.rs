@@ -11,6 +11,7 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use super::precision::Precision;
 use crate::weights::lazy_zeros;
 
 /// Rotary embedding ready to apply: `[1, tokens, 1, head_dim]` cos and sin.
@@ -99,15 +100,17 @@ impl<B: Backend> HeliosAttention<B> {
         context: Option<Tensor<B, 3>>,
         rotary: Option<&Rotary<B>>,
         history_tokens: usize,
+        p: Precision,
     ) -> Tensor<B, 3> {
         let kv = context.unwrap_or_else(|| x.clone());
-        let q = self.split_heads(self.norm_q.forward(self.to_q.forward(x)));
-        let mut k = self.split_heads(self.norm_k.forward(self.to_k.forward(kv.clone())));
-        let v = self.split_heads(self.to_v.forward(kv));
+        let q = self.split_heads(p.c(self.norm_q.forward(p.c(self.to_q.forward(x)))));
+        let mut k = self.split_heads(p.c(self.norm_k.forward(p.c(self.to_k.forward(kv.clone())))));
+        let v = self.split_heads(p.c(self.to_v.forward(kv)));
+        // RoPE tables are float32: the rotation runs in f32 and is stored back in the compute dtype.
         let q = match rotary {
             Some(r) => {
-                k = r.apply(k);
-                r.apply(q)
+                k = p.c(r.apply(p.f(k)));
+                p.c(r.apply(p.f(q)))
             }
             None => q,
         };
@@ -117,7 +120,7 @@ impl<B: Backend> HeliosAttention<B> {
             let n = k.dims()[1];
             let s = sigmoid(scale.val()).mul_scalar(MAX_HISTORY_SCALE - 1.0).add_scalar(1.0);
             let s = s.clone().reshape([1, 1, s.dims()[0], 1]);
-            let hist = k.clone().narrow(1, 0, history_tokens) * s;
+            let hist = p.c(p.f(k.clone().narrow(1, 0, history_tokens)) * s);
             k = Tensor::cat(vec![hist, k.narrow(1, history_tokens, n - history_tokens)], 1);
         }
         let [b, n, h, d] = q.dims();
@@ -126,7 +129,7 @@ impl<B: Backend> HeliosAttention<B> {
         let k = k.swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
         let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (d as f64).sqrt());
-        let out = softmax(scores, 3).matmul(v);
-        self.to_out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
+        let out = p.c(softmax(p.c(scores), 3).matmul(v));
+        p.c(self.to_out.forward(out.swap_dims(1, 2).reshape([b, n, h * d])))
     }
 }

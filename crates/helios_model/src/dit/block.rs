@@ -12,6 +12,7 @@ use burn::tensor::Tensor;
 
 use super::attention::{HeliosAttention, Rotary};
 use super::embed::gelu_tanh;
+use super::precision::Precision;
 use crate::weights::lazy_zeros;
 
 /// LayerNorm without affine parameters over the last axis (`FP32LayerNorm(elementwise_affine=False)`).
@@ -30,8 +31,8 @@ pub struct FeedForward<B: Backend> {
 }
 
 impl<B: Backend> FeedForward<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.proj_out.forward(gelu_tanh(self.proj_in.forward(x)))
+    fn forward(&self, x: Tensor<B, 3>, p: Precision) -> Tensor<B, 3> {
+        p.c(self.proj_out.forward(p.c(gelu_tanh(p.c(self.proj_in.forward(x))))))
     }
 }
 
@@ -110,10 +111,10 @@ impl<B: Backend> HeliosTransformerBlock<B> {
         }
     }
 
-    fn modulation(&self, proj: &Tensor<B, 2>) -> Modulation<B> {
+    fn modulation(&self, proj: &Tensor<B, 2>, p: Precision) -> Modulation<B> {
         let [b, six_d] = proj.dims();
         let d = six_d / 6;
-        let m = self.scale_shift_table.val() + proj.clone().reshape([b, 6, d]);
+        let m = self.scale_shift_table.val() + p.f(proj.clone()).reshape([b, 6, d]);
         let part = |i: usize| m.clone().narrow(1, i, 1);
         Modulation { shift: part(0), scale: part(1), gate: part(2), c_shift: part(3), c_scale: part(4), c_gate: part(5) }
     }
@@ -144,26 +145,27 @@ impl<B: Backend> HeliosTransformerBlock<B> {
         segments: &[Segment<B>],
         rotary: &Rotary<B>,
         current: usize,
+        p: Precision,
     ) -> Tensor<B, 3> {
         let eps = self.eps;
-        let mods: Vec<(usize, Modulation<B>)> = segments.iter().map(|s| (s.tokens, self.modulation(&s.proj))).collect();
+        let mods: Vec<(usize, Modulation<B>)> = segments.iter().map(|s| (s.tokens, self.modulation(&s.proj, p))).collect();
         let total = x.dims()[1];
         let history = total - current;
 
         // 1. Self-attention.
-        let normed = layer_norm(x.clone(), eps);
+        let normed = layer_norm(p.f(x.clone()), eps);
         let modulated = Self::per_segment(normed, &mods, |n, m| n * m.scale.clone().add_scalar(1.0) + m.shift.clone());
-        let attn = self.attn1.forward(modulated, None, Some(rotary), history);
-        let gated = Self::per_segment(attn, &mods, |a, m| a * m.gate.clone());
-        let x = x + gated;
+        let attn = self.attn1.forward(p.c(modulated), None, Some(rotary), history, p);
+        let gated = Self::per_segment(p.f(attn), &mods, |a, m| a * m.gate.clone());
+        let x = p.c(p.f(x) + gated);
 
         // 2. Cross-attention (current tokens only with guidance_cross_attn).
         let cross = |h: Tensor<B, 3>| {
             let n = match &self.norm2 {
-                Some(norm) => norm.forward(h.clone()),
+                Some(norm) => p.c(norm.forward(p.f(h.clone()))),
                 None => h.clone(),
             };
-            h + self.attn2.forward(n, Some(text.clone()), None, 0)
+            p.c(h + self.attn2.forward(n, Some(text.clone()), None, 0, p))
         };
         let x = if self.guidance_cross_attn && history > 0 {
             let hist = x.clone().narrow(1, 0, history);
@@ -174,9 +176,9 @@ impl<B: Backend> HeliosTransformerBlock<B> {
         };
 
         // 3. Feed-forward.
-        let normed = layer_norm(x.clone(), eps);
+        let normed = layer_norm(p.f(x.clone()), eps);
         let modulated = Self::per_segment(normed, &mods, |n, m| n * m.c_scale.clone().add_scalar(1.0) + m.c_shift.clone());
-        let ff = self.ffn.forward(modulated);
-        x + Self::per_segment(ff, &mods, |f, m| f * m.c_gate.clone())
+        let ff = self.ffn.forward(p.c(modulated), p);
+        p.c(p.f(x) + Self::per_segment(p.f(ff), &mods, |f, m| f * m.c_gate.clone()))
     }
 }

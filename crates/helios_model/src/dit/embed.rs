@@ -10,6 +10,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
+use super::precision::Precision;
 use crate::error::{Error, Result};
 use crate::weights::lazy_zeros;
 
@@ -168,17 +169,23 @@ impl<B: Backend> HeliosTimeTextEmbedding<B> {
         Tensor::from_data(TensorData::new(values, [timesteps.len(), self.freq_dim]), device)
     }
 
-    /// temb and timestep_proj of `timesteps` (one per batch row).
+    /// temb and timestep_proj of `timesteps` (one per batch row), in float32.
     pub fn time(&self, timesteps: &[f64], device: &B::Device) -> TimeEmbedding<B> {
+        self.time_at(timesteps, device, Precision::F32)
+    }
+
+    /// temb and timestep_proj at precision `p`: the time embedder runs in float32, temb is then
+    /// cast to the compute dtype (`.type_as(encoder_hidden_states)`) before `time_proj`.
+    pub fn time_at(&self, timesteps: &[f64], device: &B::Device, p: Precision) -> TimeEmbedding<B> {
         let s = self.sinusoid(timesteps, device);
-        let temb = self.time_embedder.linear_2.forward(silu(self.time_embedder.linear_1.forward(s)));
-        let proj = self.time_proj.forward(silu(temb.clone()));
+        let temb = p.c(self.time_embedder.linear_2.forward(silu(self.time_embedder.linear_1.forward(s))));
+        let proj = p.c(self.time_proj.forward(p.c(silu(temb.clone()))));
         TimeEmbedding { temb, proj }
     }
 
     /// Projects prompt embeddings `[b, l, text_dim]` to `[b, l, dim]`.
-    pub fn text(&self, encoder_hidden_states: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = gelu_tanh(self.text_embedder.linear_1.forward(encoder_hidden_states));
-        self.text_embedder.linear_2.forward(h)
+    pub fn text(&self, encoder_hidden_states: Tensor<B, 3>, p: Precision) -> Tensor<B, 3> {
+        let h = p.c(gelu_tanh(p.c(self.text_embedder.linear_1.forward(encoder_hidden_states))));
+        p.c(self.text_embedder.linear_2.forward(h))
     }
 }

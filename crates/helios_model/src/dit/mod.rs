@@ -11,7 +11,9 @@ pub mod block;
 pub mod embed;
 pub mod memory;
 pub mod model;
+pub mod precision;
 pub mod rope;
 
 pub use memory::{History, HistoryTerm};
 pub use model::{DitInput, HeliosTransformer3DModel, Tap};
+pub use precision::Precision;

@@ -16,6 +16,7 @@ use super::attention::Rotary;
 use super::block::{BlockSettings, HeliosTransformerBlock, Segment, layer_norm};
 use super::embed::{HeliosTimeTextEmbedding, PatchEmbed};
 use super::memory::{History, compact_history};
+use super::precision::Precision;
 use super::rope::{HeliosRope, RopeTable};
 use crate::config::{TransformerConfig, read_json};
 use crate::error::{Error, Result};
@@ -72,6 +73,8 @@ pub struct HeliosTransformer3DModel<B: Backend> {
     config: TransformerConfig,
     #[module(skip)]
     rope: HeliosRope,
+    #[module(skip)]
+    precision: Precision,
 }
 
 /// Burn paths → diffusers keys (only the real renames; field names follow the checkpoint).
@@ -108,6 +111,7 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
             proj_out: LinearConfig::new(dim, config.out_channels * pt * ph * pw).init(device),
             config: config.clone(),
             rope: HeliosRope::new(config.rope_dim, config.rope_theta),
+            precision: Precision::F32,
         }
     }
 
@@ -130,6 +134,19 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
     ) -> Result<Self> {
         let (model, _report) = load_module(Self::new(config, device), set, &key_map(), progress)?;
         Ok(model)
+    }
+
+    /// The model at compute precision `precision`: parameters outside diffusers'
+    /// `_keep_in_fp32_modules` are cast (or rounded) to it; inputs are cast as the pipeline does.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        let mut model = precision.apply(self);
+        model.precision = precision;
+        model
+    }
+
+    /// The compute precision.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The config.
@@ -180,7 +197,17 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
     /// `block{i}_output`, `norm_out_output`, ...).
     pub fn forward_tapped(&self, input: DitInput<B>, mut tap: Option<&mut dyn Tap>) -> Result<Tensor<B, 5>> {
         self.check_input(&input)?;
+        let p = self.precision;
         let device = input.hidden_states.device();
+        // The pipeline casts the inputs to the transformer dtype.
+        let mut input = input;
+        input.hidden_states = p.c(input.hidden_states);
+        input.encoder_hidden_states = p.c(input.encoder_hidden_states);
+        if let Some(h) = input.history.as_mut() {
+            for term in [Some(&mut h.short), h.mid.as_mut(), h.long.as_mut()].into_iter().flatten() {
+                term.latents = p.c(term.latents.clone());
+            }
+        }
         let [b, _, _, _, _] = input.hidden_states.dims();
         let [pt, ph, pw] = self.config.patch_size;
         let mut emit = |name: &str, f: &dyn Fn() -> TensorData| {
@@ -191,6 +218,7 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
 
         // Current chunk tokens and RoPE.
         let (current, [tt, hh, ww]) = self.patch_embedding.forward(input.hidden_states)?;
+        let current = p.c(current);
         let current_len = current.dims()[1];
         let rope_current = self.rope.table(&input.indices, hh, ww);
         emit("rope_current", &|| self.rope_tensor(&rope_current, &device).into_data());
@@ -210,7 +238,7 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
                 emit("rope_short", &|| self.rope_tensor(&rows(long + mid, short), &device).into_data());
                 let mut table = h.rope;
                 table.append(&rope_current);
-                (Tensor::cat(vec![h.tokens, current], 1), table)
+                (Tensor::cat(vec![p.c(h.tokens), current], 1), table)
             }
             None => (current, rope_current),
         };
@@ -221,25 +249,25 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         let rotary = Rotary::from_table(rope_t);
 
         // Conditioning.
-        let time = self.condition_embedder.time(&input.timesteps, &device);
+        let time = self.condition_embedder.time_at(&input.timesteps, &device, p);
         emit("temb_t", &|| time.temb.to_data());
         emit("timestep_proj_t", &|| time.proj.to_data());
         let segments = if history_len > 0 && self.config.zero_history_timestep {
-            let t0 = self.condition_embedder.time(&vec![0.0; b], &device);
+            let t0 = self.condition_embedder.time_at(&vec![0.0; b], &device, p);
             emit("temb_t0", &|| t0.temb.to_data());
             emit("timestep_proj_t0", &|| t0.proj.to_data());
             vec![Segment { tokens: history_len, proj: t0.proj }, Segment { tokens: current_len, proj: time.proj.clone() }]
         } else {
             vec![Segment { tokens: total, proj: time.proj.clone() }]
         };
-        let text = self.condition_embedder.text(input.encoder_hidden_states);
+        let text = self.condition_embedder.text(input.encoder_hidden_states, p);
         emit("text_embedded", &|| text.to_data());
 
         // Blocks.
         emit("block0_input", &|| x.to_data());
         let mut x = x;
         for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x, text.clone(), &segments, &rotary, current_len);
+            x = block.forward(x, text.clone(), &segments, &rotary, current_len, p);
             emit(&format!("block{i}_output"), &|| x.to_data());
         }
 
@@ -247,12 +275,12 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         let dim = self.config.inner_dim();
         let cur = x.narrow(1, history_len, current_len);
         let table = self.norm_out.scale_shift_table.val();
-        let temb = time.temb.reshape([b, 1, dim]);
+        let temb = p.f(time.temb).reshape([b, 1, dim]);
         let shift = table.clone().narrow(1, 0, 1) + temb.clone();
         let scale = table.narrow(1, 1, 1) + temb;
-        let normed = layer_norm(cur, self.config.eps) * scale.add_scalar(1.0) + shift;
-        emit("norm_out_output", &|| normed.to_data());
-        let out = self.proj_out.forward(normed);
+        let normed = p.c(layer_norm(p.f(cur), self.config.eps) * scale.add_scalar(1.0) + shift);
+        emit("norm_out_output", &|| p.f(normed.clone()).into_data());
+        let out = p.f(p.c(self.proj_out.forward(normed)));
         let c = self.config.out_channels;
         // Unpatchify with at most 6 axes at a time; features are (pt, ph, pw, c), c fastest:
         // [b, tt hh, ww, pt ph, pw, c] -> [b, c, tt hh, pt ph, ww, pw] -> [b c, tt, hh, pt, ph, w]
