@@ -1,5 +1,7 @@
 //! Dispatch of case names to the code that runs them; one file per model part.
 
+mod text_encoder;
+
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -7,7 +9,11 @@ use burn::tensor::backend::Backend;
 use crate::{Outcome, Result};
 
 /// Runs the case `name`.
-pub fn run<B: Backend>(fixture_dir: &Path, name: &str, _device: &B::Device) -> Result<Outcome> {
-    let _ = fixture_dir;
-    Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet")))
+pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
+    match name {
+        "text_encoder" => text_encoder::run::<B>(fixture_dir, device),
+        _ => Ok(Outcome::Skipped(format!(
+            "case `{name}` is not covered by this port yet"
+        ))),
+    }
 }
