@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use burn::tensor::backend::Backend;
 use helios_conformance::{Outcome, run_case};
 
+/// `../shared/fixtures/tiny-helios`, or the fixture set named by `HELIOS_FIXTURE_DIR` (any set with
+/// other dimensions, prompts and lengths must pass the same way).
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios")
+    std::env::var_os("HELIOS_FIXTURE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios"))
 }
 
 fn check<B: Backend>(device: &B::Device) {
