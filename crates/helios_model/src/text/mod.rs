@@ -74,7 +74,7 @@ impl<B: Backend> TextEncoder<B> {
                 "vocab_size, d_model and d_ff must be > 0",
             ));
         }
-        let tokenizer = PromptTokenizer::from_file(tokenizer_json, config.pad_token_id)?;
+        let tokenizer = PromptTokenizer::from_file(tokenizer_json)?;
         let set = SafetensorsSet::open("text_encoder", text_encoder_dir, "model")?;
         // Some exports store the tied embedding only under its encoder name.
         let embedding_only_in_encoder =
