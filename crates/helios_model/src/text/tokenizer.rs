@@ -41,7 +41,7 @@ pub struct TokenizedPrompts {
 }
 
 impl TokenizedPrompts {
-    /// Row `i` of the ids.
+    /// Row `i` of the ids (like slice indexing, panics if `i >= batch`).
     pub fn row(&self, i: usize) -> &[u32] {
         &self.ids[i * self.max_len..(i + 1) * self.max_len]
     }
