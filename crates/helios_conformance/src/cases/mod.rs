@@ -1,5 +1,6 @@
 //! Dispatch of case names to the code that runs them; one file per model part.
 
+mod text_encoder;
 mod transformer;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use crate::{Outcome, Result};
 /// Runs the case `name`.
 pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
     match name {
+        "text_encoder" => text_encoder::run::<B>(fixture_dir, device),
         "transformer_full" => transformer::full::<B>(fixture_dir, device),
         "transformer_intermediates" => transformer::intermediates::<B>(fixture_dir, device),
         "transformer_pyramid_odd" => transformer::pyramid_odd::<B>(fixture_dir, device),
