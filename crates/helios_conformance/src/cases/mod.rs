@@ -1,5 +1,7 @@
 //! Dispatch of case names to the code that runs them; one file per model part.
 
+mod scheduler;
+
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -7,7 +9,10 @@ use burn::tensor::backend::Backend;
 use crate::{Outcome, Result};
 
 /// Runs the case `name`.
-pub fn run<B: Backend>(fixture_dir: &Path, name: &str, _device: &B::Device) -> Result<Outcome> {
-    let _ = fixture_dir;
-    Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet")))
+pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
+    match name {
+        "scheduler_steps" => scheduler::run_steps::<B>(fixture_dir, device),
+        "scheduler_tables" => scheduler::run_tables(fixture_dir),
+        _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
+    }
 }
