@@ -110,7 +110,9 @@ impl BlockNoise {
         let lt = Tensor::<B, 2>::from_data(TensorData::new(lt, [n, n]), &z.device());
         let [b, c, t, h, w] = shape;
         let [ph, pw] = self.patch;
-        let noise = z.matmul(lt).reshape([b, c, t, h / ph, w / pw, ph, pw]).permute([0, 1, 2, 3, 5, 4, 6]);
+        // [b, c, t, h/ph, w/pw, ph, pw] -> permute(0, 1, 2, 3, 5, 4, 6), with b, c, t folded into one
+        // axis (NdArray handles at most 6 dimensions).
+        let noise = z.matmul(lt).reshape([b * c * t, h / ph, w / pw, ph, pw]).permute([0, 1, 3, 2, 4]);
         Ok(noise.reshape([b, c, t, h, w]))
     }
 }

@@ -74,7 +74,8 @@ pub fn downsample<B: Backend>(mut x: Tensor<B, 5>, times: usize) -> Result<Tenso
 /// Nearest-neighbour x2 up-sampling of `h` and `w` per frame.
 pub fn upsample_nearest2x<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 5> {
     let [b, c, t, h, w] = x.dims();
-    x.reshape([b, c, t, h, 1, w, 1]).repeat_dim(4, 2).repeat_dim(6, 2).reshape([b, c, t, h * 2, w * 2])
+    // Frames folded into one axis: NdArray handles at most 6 dimensions.
+    x.reshape([b * c * t, h, 1, w, 1]).repeat_dim(2, 2).repeat_dim(4, 2).reshape([b, c, t, h * 2, w * 2])
 }
 
 /// The stage re-noise `alpha * up + beta * noise` (coefficients rounded to f32, as torch applies
