@@ -11,18 +11,33 @@ use helios_conformance::{Outcome, run_case};
 fn fixture_dir() -> PathBuf {
     std::env::var_os("HELIOS_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios")
+        })
 }
 
 fn assert_all_ok<B: Backend>(name: &str, device: &B::Device) {
-    let outcome = run_case::<B>(&fixture_dir(), name, device).unwrap_or_else(|e| panic!("case {name}: {e}"));
-    let Outcome::Checked(lines) = outcome else { panic!("case {name} was skipped: {outcome:?}") };
+    let outcome =
+        run_case::<B>(&fixture_dir(), name, device).unwrap_or_else(|e| panic!("case {name}: {e}"));
+    let Outcome::Checked(lines) = outcome else {
+        panic!("case {name} was skipped: {outcome:?}")
+    };
     assert!(!lines.is_empty(), "case {name} checked nothing");
     for line in &lines {
         println!("{line}");
     }
-    let failed: Vec<String> = lines.iter().filter(|l| !l.ok).map(|l| l.to_string()).collect();
-    assert!(failed.is_empty(), "{} of {} checks failed:\n{}", failed.len(), lines.len(), failed.join("\n"));
+    let failed: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.ok)
+        .map(|l| l.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} checks failed:\n{}",
+        failed.len(),
+        lines.len(),
+        failed.join("\n")
+    );
 }
 
 #[test]

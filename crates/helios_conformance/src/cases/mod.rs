@@ -13,6 +13,8 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
     match name {
         "scheduler_steps" => scheduler::run_steps::<B>(fixture_dir, device),
         "scheduler_tables" => scheduler::run_tables(fixture_dir),
-        _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
+        _ => Ok(Outcome::Skipped(format!(
+            "case `{name}` is not covered by this port yet"
+        ))),
     }
 }

@@ -10,7 +10,9 @@
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use super::sigmas::{StageSchedule, StageTables, StepCounting, TableConfig, TimestepRequest, truncate_timestep};
+use super::sigmas::{
+    StageSchedule, StageTables, StepCounting, TableConfig, TimestepRequest, truncate_timestep,
+};
 use crate::config::SchedulerConfig;
 use crate::error::{Error, Result};
 
@@ -26,7 +28,9 @@ pub struct HeliosDmdScheduler {
 impl HeliosDmdScheduler {
     /// Builds the scheduler from `scheduler_config.json`.
     pub fn new(config: &SchedulerConfig) -> Result<Self> {
-        Ok(Self { tables: StageTables::new(TableConfig::from_config(config)?)? })
+        Ok(Self {
+            tables: StageTables::new(TableConfig::from_config(config)?)?,
+        })
     }
 
     /// The float64 tables.
@@ -37,8 +41,12 @@ impl HeliosDmdScheduler {
     /// `set_timesteps(num_steps, stage, mu=mu, is_amplify_first_chunk=...)`: `num_steps` steps
     /// (`2 * num_steps` when amplified).
     pub fn set_timesteps(&self, request: &TimestepRequest) -> Result<StageSchedule> {
-        self.tables
-            .set_timesteps(request, StepCounting::Dmd { amplify_first_chunk: request.amplify_first_chunk })
+        self.tables.set_timesteps(
+            request,
+            StepCounting::Dmd {
+                amplify_first_chunk: request.amplify_first_chunk,
+            },
+        )
     }
 
     /// The sigma DMD uses for timestep `t`: `sigmas[argmin |timesteps - int64(t)|]` (first minimum).
@@ -73,14 +81,18 @@ impl HeliosDmdScheduler {
         super::check_same_shape("DMD model_output", &model_output, &sample)?;
         super::check_same_shape("DMD stage_start", stage_start, &sample)?;
         let t = *schedule.timesteps.get(index).ok_or_else(|| {
-            Error::InvalidRequest(format!("step {index} of a {}-step DMD schedule", schedule.len()))
+            Error::InvalidRequest(format!(
+                "step {index} of a {}-step DMD schedule",
+                schedule.len()
+            ))
         })?;
         let sigma_t = Self::lookup_sigma(schedule, t)?;
         let x0 = sample - model_output.mul_scalar(sigma_t as f32);
         match schedule.timesteps.get(index + 1) {
             Some(&t_next) => {
                 let sigma = Self::lookup_sigma(schedule, t_next)?;
-                Ok(x0.mul_scalar((1.0 - sigma) as f32) + stage_start.clone().mul_scalar(sigma as f32))
+                Ok(x0.mul_scalar((1.0 - sigma) as f32)
+                    + stage_start.clone().mul_scalar(sigma as f32))
             }
             None => Ok(x0),
         }
@@ -105,8 +117,16 @@ mod tests {
     #[test]
     fn amplified_chunk_doubles_the_steps() {
         let s = scheduler();
-        let plain = s.set_timesteps(&TimestepRequest::stage(2, 0).with_mu(0.4627604166666667)).unwrap();
-        let amp = s.set_timesteps(&TimestepRequest::stage(2, 0).with_mu(0.4627604166666667).amplified(true)).unwrap();
+        let plain = s
+            .set_timesteps(&TimestepRequest::stage(2, 0).with_mu(0.4627604166666667))
+            .unwrap();
+        let amp = s
+            .set_timesteps(
+                &TimestepRequest::stage(2, 0)
+                    .with_mu(0.4627604166666667)
+                    .amplified(true),
+            )
+            .unwrap();
         assert_eq!(plain.timesteps_i64(), vec![998, 824]);
         assert_eq!(amp.timesteps_i64(), vec![998, 891, 824, 777]);
         assert_eq!(amp.sigmas.len(), 5);
@@ -115,10 +135,18 @@ mod tests {
     #[test]
     fn last_step_returns_x0_and_others_renoise_towards_the_start() {
         let s = scheduler();
-        let sched = s.set_timesteps(&TimestepRequest::stage(2, 1).with_mu(0.5)).unwrap();
+        let sched = s
+            .set_timesteps(&TimestepRequest::stage(2, 1).with_mu(0.5))
+            .unwrap();
         let dev = Default::default();
-        let x = Tensor::<TestBackend, 5>::from_data(TensorData::new(vec![1.0f32; 4], [1, 1, 1, 2, 2]), &dev);
-        let v = Tensor::<TestBackend, 5>::from_data(TensorData::new(vec![0.5f32; 4], [1, 1, 1, 2, 2]), &dev);
+        let x = Tensor::<TestBackend, 5>::from_data(
+            TensorData::new(vec![1.0f32; 4], [1, 1, 1, 2, 2]),
+            &dev,
+        );
+        let v = Tensor::<TestBackend, 5>::from_data(
+            TensorData::new(vec![0.5f32; 4], [1, 1, 1, 2, 2]),
+            &dev,
+        );
         let start = x.clone().mul_scalar(3.0);
         let last = s.step(&sched, 1, v.clone(), x.clone(), &start).unwrap();
         let expect = 1.0 - sched.sigmas[1] * 0.5;

@@ -56,7 +56,10 @@ impl GuidanceMode {
         Ok(match *self {
             Self::None => cond,
             Self::Cfg { scale } => cfg(cond, uncond, scale),
-            Self::CfgZeroStar { scale, zero_init_steps } => {
+            Self::CfgZeroStar {
+                scale,
+                zero_init_steps,
+            } => {
                 if zero_init_steps.is_some_and(|z| zero_init_applies(stage, step, z)) {
                     cond.mul_scalar(0.0f32)
                 } else {
@@ -83,7 +86,11 @@ pub fn cfg_zero_star_scale<B: Backend>(cond: &Tensor<B, 5>, uncond: &Tensor<B, 5
 }
 
 /// CFG-Zero*: `uncond * a + scale * (cond - uncond * a)` with `a` = [`cfg_zero_star_scale`].
-pub fn cfg_zero_star<B: Backend>(cond: Tensor<B, 5>, uncond: Tensor<B, 5>, scale: f64) -> Tensor<B, 5> {
+pub fn cfg_zero_star<B: Backend>(
+    cond: Tensor<B, 5>,
+    uncond: Tensor<B, 5>,
+    scale: f64,
+) -> Tensor<B, 5> {
     let alpha = cfg_zero_star_scale(&cond, &uncond);
     let scaled = uncond * alpha;
     scaled.clone() + (cond - scaled).mul_scalar(scale as f32)
@@ -108,10 +115,16 @@ mod tests {
 
     #[test]
     fn cfg_and_cfg_zero_star() {
-        let out = cfg(t(vec![2.0, 0.0]), t(vec![1.0, 1.0]), 5.0).into_data().to_vec::<f32>().unwrap();
+        let out = cfg(t(vec![2.0, 0.0]), t(vec![1.0, 1.0]), 5.0)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert_eq!(out, vec![6.0, -4.0]);
         // a = <c,u>/|u|^2 = 2/2 = 1 -> same as plain CFG.
-        let out = cfg_zero_star(t(vec![2.0, 0.0]), t(vec![1.0, 1.0]), 5.0).into_data().to_vec::<f32>().unwrap();
+        let out = cfg_zero_star(t(vec![2.0, 0.0]), t(vec![1.0, 1.0]), 5.0)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert!((out[0] - 6.0).abs() < 1e-5 && (out[1] + 4.0).abs() < 1e-5);
     }
 
@@ -119,8 +132,16 @@ mod tests {
     fn zero_init_covers_the_first_two_stage0_steps() {
         assert!(zero_init_applies(0, 0, 1) && zero_init_applies(0, 1, 1));
         assert!(!zero_init_applies(0, 2, 1) && !zero_init_applies(1, 0, 1));
-        let mode = GuidanceMode::CfgZeroStar { scale: 5.0, zero_init_steps: Some(1) };
-        let out = mode.combine(t(vec![2.0]), Some(t(vec![1.0])), 0, 1).unwrap().into_data().to_vec::<f32>().unwrap();
+        let mode = GuidanceMode::CfgZeroStar {
+            scale: 5.0,
+            zero_init_steps: Some(1),
+        };
+        let out = mode
+            .combine(t(vec![2.0]), Some(t(vec![1.0])), 0, 1)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert_eq!(out, vec![0.0]);
         let none = GuidanceMode::Cfg { scale: 1.0 };
         assert!(!none.needs_uncond());

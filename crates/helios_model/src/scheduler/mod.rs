@@ -38,8 +38,8 @@ pub use dmd::HeliosDmdScheduler;
 pub use guidance::GuidanceMode;
 pub use noise::BlockNoise;
 pub use sigmas::{
-    Renoise, ScheduleStep, ShiftParams, StageSchedule, StageTables, TimestepRequest, calculate_shift, image_seq_len,
-    pyramid_mu_source_stage, pyramid_stage_sizes,
+    Renoise, ScheduleStep, ShiftParams, StageSchedule, StageTables, TimestepRequest,
+    calculate_shift, image_seq_len, pyramid_mu_source_stage, pyramid_stage_sizes,
 };
 pub use unipc::{HeliosScheduler, UniPcState};
 
@@ -150,7 +150,10 @@ impl FlowScheduler {
     /// A fresh state for a stage that starts from `stage_start` (after its up-sample and re-noise).
     pub fn start<B: Backend>(&self, stage_start: &Tensor<B, 5>) -> SamplerState<B> {
         match self {
-            Self::Dmd(_) => SamplerState::Dmd { stage_start: stage_start.clone(), step_index: 0 },
+            Self::Dmd(_) => SamplerState::Dmd {
+                stage_start: stage_start.clone(),
+                step_index: 0,
+            },
             Self::UniPc(s) => SamplerState::UniPc(s.new_state()),
         }
     }
@@ -165,13 +168,21 @@ impl FlowScheduler {
         sample: Tensor<B, 5>,
     ) -> Result<Tensor<B, 5>> {
         match (self, state) {
-            (Self::Dmd(s), SamplerState::Dmd { stage_start, step_index }) => {
+            (
+                Self::Dmd(s),
+                SamplerState::Dmd {
+                    stage_start,
+                    step_index,
+                },
+            ) => {
                 let out = s.step(schedule, *step_index, model_output, sample, stage_start)?;
                 *step_index += 1;
                 Ok(out)
             }
             (Self::UniPc(s), SamplerState::UniPc(st)) => s.step(schedule, st, model_output, sample),
-            _ => Err(Error::InvalidRequest("sampler state of the other scheduler kind".into())),
+            _ => Err(Error::InvalidRequest(
+                "sampler state of the other scheduler kind".into(),
+            )),
         }
     }
 }

@@ -17,7 +17,10 @@ use crate::error::{Error, Result};
 /// `L` with `L L^T = a` for a symmetric positive-definite `n x n` matrix (row-major), in f64.
 pub fn cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {
     if a.len() != n * n {
-        return Err(Error::InvalidRequest(format!("cholesky: {} values for a {n}x{n} matrix", a.len())));
+        return Err(Error::InvalidRequest(format!(
+            "cholesky: {} values for a {n}x{n} matrix",
+            a.len()
+        )));
     }
     let mut l = vec![0.0; n * n];
     for i in 0..n {
@@ -27,7 +30,8 @@ pub fn cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {
                 let d = a[i * n + i] - s;
                 if d <= 0.0 || d.is_nan() {
                     return Err(Error::InvalidRequest(
-                        "block-noise covariance is not positive-definite (gamma out of range?)".into(),
+                        "block-noise covariance is not positive-definite (gamma out of range?)"
+                            .into(),
                     ));
                 }
                 l[i * n + j] = d.sqrt();
@@ -63,10 +67,15 @@ impl BlockNoise {
     pub fn new(gamma: f64, patch_hw: [usize; 2]) -> Result<Self> {
         let size = patch_hw[0] * patch_hw[1];
         if size == 0 {
-            return Err(Error::InvalidRequest(format!("block noise: patch size {patch_hw:?} has a zero")));
+            return Err(Error::InvalidRequest(format!(
+                "block noise: patch size {patch_hw:?} has a zero"
+            )));
         }
         let factor = cholesky(&block_covariance(gamma, size), size)?;
-        Ok(Self { patch: patch_hw, factor })
+        Ok(Self {
+            patch: patch_hw,
+            factor,
+        })
     }
 
     /// The float64 Cholesky factor `L` (row-major, `ph*pw` square).
@@ -106,13 +115,18 @@ impl BlockNoise {
         }
         let n = self.block_size();
         // L^T as f32: lt[k][j] = L[j][k].
-        let lt: Vec<f32> = (0..n * n).map(|i| self.factor[(i % n) * n + i / n] as f32).collect();
+        let lt: Vec<f32> = (0..n * n)
+            .map(|i| self.factor[(i % n) * n + i / n] as f32)
+            .collect();
         let lt = Tensor::<B, 2>::from_data(TensorData::new(lt, [n, n]), &z.device());
         let [b, c, t, h, w] = shape;
         let [ph, pw] = self.patch;
         // [b, c, t, h/ph, w/pw, ph, pw] -> permute(0, 1, 2, 3, 5, 4, 6), with b, c, t folded into one
         // axis (NdArray handles at most 6 dimensions).
-        let noise = z.matmul(lt).reshape([b * c * t, h / ph, w / pw, ph, pw]).permute([0, 1, 3, 2, 4]);
+        let noise = z
+            .matmul(lt)
+            .reshape([b * c * t, h / ph, w / pw, ph, pw])
+            .permute([0, 1, 3, 2, 4]);
         Ok(noise.reshape([b, c, t, h, w]))
     }
 }
@@ -143,7 +157,12 @@ mod tests {
             TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], [2, 4]),
             &Default::default(),
         );
-        let out = bn.sample(z, shape).unwrap().into_data().to_vec::<f32>().unwrap();
+        let out = bn
+            .sample(z, shape)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         let l = bn.factor();
         // Block 0 covers columns 0..2, block 1 columns 2..4; within a block value j sits at (j / 2, j % 2).
         let expect = [l[0], l[4], 0.0, 0.0, l[8], l[12], 0.0, l[15]];

@@ -75,12 +75,19 @@ pub fn downsample<B: Backend>(mut x: Tensor<B, 5>, times: usize) -> Result<Tenso
 pub fn upsample_nearest2x<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 5> {
     let [b, c, t, h, w] = x.dims();
     // Frames folded into one axis: NdArray handles at most 6 dimensions.
-    x.reshape([b * c * t, h, 1, w, 1]).repeat_dim(2, 2).repeat_dim(4, 2).reshape([b, c, t, h * 2, w * 2])
+    x.reshape([b * c * t, h, 1, w, 1])
+        .repeat_dim(2, 2)
+        .repeat_dim(4, 2)
+        .reshape([b, c, t, h * 2, w * 2])
 }
 
 /// The stage re-noise `alpha * up + beta * noise` (coefficients rounded to f32, as torch applies
 /// Python floats to f32 tensors).
-pub fn renoise<B: Backend>(up: Tensor<B, 5>, noise: Tensor<B, 5>, coefficients: Renoise) -> Result<Tensor<B, 5>> {
+pub fn renoise<B: Backend>(
+    up: Tensor<B, 5>,
+    noise: Tensor<B, 5>,
+    coefficients: Renoise,
+) -> Result<Tensor<B, 5>> {
     super::check_same_shape("stage re-noise", &noise, &up)?;
     Ok(up.mul_scalar(coefficients.alpha as f32) + noise.mul_scalar(coefficients.beta as f32))
 }
@@ -97,7 +104,11 @@ mod tests {
     #[test]
     fn even_halving_is_a_2x2_mean_times_two() {
         let x = tensor((0..16).map(|v| v as f32).collect(), [1, 1, 1, 4, 4]);
-        let out = downsample_half(x).unwrap().into_data().to_vec::<f32>().unwrap();
+        let out = downsample_half(x)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         // mean of [0,1,4,5] = 2.5 -> 5; [2,3,6,7] -> 4.5 -> 9; ...
         assert_eq!(out, vec![5.0, 9.0, 21.0, 25.0]);
     }
@@ -117,7 +128,9 @@ mod tests {
         let out = upsample_nearest2x(x).into_data().to_vec::<f32>().unwrap();
         assert_eq!(
             out,
-            vec![1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0]
+            vec![
+                1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0
+            ]
         );
     }
 }

@@ -49,7 +49,12 @@ pub struct ShiftParams {
 
 impl Default for ShiftParams {
     fn default() -> Self {
-        Self { base_image_seq_len: 256, max_image_seq_len: 4096, base_shift: 0.5, max_shift: 1.15 }
+        Self {
+            base_image_seq_len: 256,
+            max_image_seq_len: 4096,
+            base_shift: 0.5,
+            max_shift: 1.15,
+        }
     }
 }
 
@@ -142,10 +147,16 @@ impl TableConfig {
     pub fn from_config(config: &SchedulerConfig) -> Result<Self> {
         let bad = |m: String| Err(Error::config(config_path(), m));
         if config.num_train_timesteps < 2 {
-            return bad(format!("num_train_timesteps must be >= 2, got {}", config.num_train_timesteps));
+            return bad(format!(
+                "num_train_timesteps must be >= 2, got {}",
+                config.num_train_timesteps
+            ));
         }
         if config.stages == 0 || config.stage_range.len() != config.stages + 1 {
-            return bad(format!("stage_range must have stages + 1 = {} values", config.stages + 1));
+            return bad(format!(
+                "stage_range must have stages + 1 = {} values",
+                config.stages + 1
+            ));
         }
         let sorted = config.stage_range.windows(2).all(|w| w[0] <= w[1]);
         let inside = config.stage_range.iter().all(|r| (0.0..=1.0).contains(r));
@@ -162,7 +173,10 @@ impl TableConfig {
             return bad(format!("shift must be > 0, got {}", config.shift));
         }
         if config.use_dynamic_shifting && config.shift != 1.0 {
-            return bad(format!("use_dynamic_shifting needs shift = 1.0, got {}", config.shift));
+            return bad(format!(
+                "use_dynamic_shifting needs shift = 1.0, got {}",
+                config.shift
+            ));
         }
         Ok(Self {
             num_train_timesteps: config.num_train_timesteps,
@@ -211,7 +225,13 @@ pub struct TimestepRequest {
 impl TimestepRequest {
     /// `num_steps` steps of pyramid stage `stage`.
     pub fn stage(num_steps: usize, stage: usize) -> Self {
-        Self { num_steps, stage, mu: None, amplify_first_chunk: false, sigmas: None }
+        Self {
+            num_steps,
+            stage,
+            mu: None,
+            amplify_first_chunk: false,
+            sigmas: None,
+        }
     }
 
     /// `num_steps` steps of a single-stage scheduler with the sigmas HeliosPipeline passes,
@@ -219,7 +239,13 @@ impl TimestepRequest {
     pub fn single_stage(num_steps: usize) -> Self {
         let mut sigmas = linspace(0.999, 0.0, num_steps + 1);
         sigmas.pop();
-        Self { num_steps, stage: 0, mu: None, amplify_first_chunk: false, sigmas: Some(sigmas) }
+        Self {
+            num_steps,
+            stage: 0,
+            mu: None,
+            amplify_first_chunk: false,
+            sigmas: Some(sigmas),
+        }
     }
 
     /// Sets the dynamic-shift `mu`.
@@ -291,7 +317,10 @@ impl StageSchedule {
 
     /// `timesteps.to(int64)`.
     pub fn timesteps_i64(&self) -> Vec<i64> {
-        self.timesteps.iter().map(|&t| truncate_timestep(t)).collect()
+        self.timesteps
+            .iter()
+            .map(|&t| truncate_timestep(t))
+            .collect()
     }
 
     /// Step `index`, or `None` past the end.
@@ -350,13 +379,21 @@ impl StageTables {
             let start_index = py_int(config.stage_range[s] * tf).max(0) as usize;
             let end_index = (py_int(config.stage_range[s + 1] * tf).max(0) as usize).min(t_count);
             let ori_start_sigma = *sigmas.get(start_index).ok_or_else(|| {
-                Error::config(config_path(), format!("stage {s} starts at index {start_index} >= {t_count}"))
+                Error::config(
+                    config_path(),
+                    format!("stage {s} starts at index {start_index} >= {t_count}"),
+                )
             })?;
-            let end_sigma = if end_index < t_count { sigmas[end_index] } else { 0.0 };
+            let end_sigma = if end_index < t_count {
+                sigmas[end_index]
+            } else {
+                0.0
+            };
             let mut start_sigma = ori_start_sigma;
             if s != 0 {
                 let ori = 1.0 - start_sigma;
-                let corrected = (1.0 / ((1.0 + 1.0 / config.gamma).sqrt() * (1.0 - ori) + ori)) * ori;
+                let corrected =
+                    (1.0 / ((1.0 + 1.0 / config.gamma).sqrt() * (1.0 - ori) + ori)) * ori;
                 start_sigma = 1.0 - corrected;
             }
             distance.push(start_sigma - end_sigma);
@@ -370,8 +407,16 @@ impl StageTables {
         };
         let mut stages = Vec::with_capacity(n_stages);
         for (s, &(ori_start_sigma, start_sigma, end_sigma)) in partial.iter().enumerate() {
-            let start_ratio = if s == 0 { 0.0 } else { py_sum(&distance[..s]) / total };
-            let end_ratio = if s == n_stages - 1 { 0.999_999_999_999_999_9 } else { py_sum(&distance[..=s]) / total };
+            let start_ratio = if s == 0 {
+                0.0
+            } else {
+                py_sum(&distance[..s]) / total
+            };
+            let end_ratio = if s == n_stages - 1 {
+                0.999_999_999_999_999_9
+            } else {
+                py_sum(&distance[..=s]) / total
+            };
             let max_index = (py_int(start_ratio * tf).max(0) as usize).min(t_count - 1);
             let min_index = (py_int(end_ratio * tf).max(0) as usize).min(t_count - 1);
             let t_max = timesteps[max_index].min(999.0);
@@ -380,7 +425,11 @@ impl StageTables {
             per_stage.pop();
             let first = per_stage[0];
             let last = per_stage[per_stage.len() - 1];
-            let (lo, hi) = per_stage.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let (lo, hi) = per_stage
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
             stages.push(StageRange {
                 ori_start_sigma,
                 start_sigma,
@@ -394,7 +443,12 @@ impl StageTables {
                 sigma_last: stage_sigmas[stage_sigmas.len() - 1],
             });
         }
-        Ok(Self { config, sigmas, timesteps, stages })
+        Ok(Self {
+            config,
+            sigmas,
+            timesteps,
+            stages,
+        })
     }
 
     /// The validated config.
@@ -420,16 +474,26 @@ impl StageTables {
     }
 
     /// `set_timesteps` of either class (`counting` says which).
-    pub fn set_timesteps(&self, request: &TimestepRequest, counting: StepCounting) -> Result<StageSchedule> {
+    pub fn set_timesteps(
+        &self,
+        request: &TimestepRequest,
+        counting: StepCounting,
+    ) -> Result<StageSchedule> {
         let cfg = &self.config;
         let tf = cfg.num_train_timesteps as f64;
         if request.num_steps == 0 {
-            return Err(Error::InvalidRequest("a stage needs at least one inference step".into()));
+            return Err(Error::InvalidRequest(
+                "a stage needs at least one inference step".into(),
+            ));
         }
         let n = match counting {
             StepCounting::Plain => request.num_steps,
-            StepCounting::Dmd { amplify_first_chunk: true } => request.num_steps * 2 + 1,
-            StepCounting::Dmd { amplify_first_chunk: false } => request.num_steps + 1,
+            StepCounting::Dmd {
+                amplify_first_chunk: true,
+            } => request.num_steps * 2 + 1,
+            StepCounting::Dmd {
+                amplify_first_chunk: false,
+            } => request.num_steps + 1,
         };
         let (mut timesteps, mut sigmas) = if cfg.stages() == 1 {
             let sigmas: Vec<f64> = match &request.sigmas {
@@ -444,10 +508,14 @@ impl StageTables {
                 }
                 None => {
                     // linspace(1, 1/T, n + 1)[:-1].astype(float32), then the static shift.
-                    let mut s: Vec<f64> = linspace(1.0, 1.0 / tf, n + 1).iter().map(|&v| v as f32 as f64).collect();
+                    let mut s: Vec<f64> = linspace(1.0, 1.0 / tf, n + 1)
+                        .iter()
+                        .map(|&v| v as f32 as f64)
+                        .collect();
                     s.pop();
                     if cfg.shift != 1.0 {
-                        s.iter_mut().for_each(|v| *v = time_shift(cfg.time_shift_type, cfg.shift, *v));
+                        s.iter_mut()
+                            .for_each(|v| *v = time_shift(cfg.time_shift_type, cfg.shift, *v));
                     }
                     s
                 }
@@ -455,7 +523,9 @@ impl StageTables {
             (sigmas.iter().map(|s| s * tf).collect::<Vec<f64>>(), sigmas)
         } else {
             if request.sigmas.is_some() {
-                return Err(Error::InvalidRequest("explicit sigmas need a single-stage scheduler".into()));
+                return Err(Error::InvalidRequest(
+                    "explicit sigmas need a single-stage scheduler".into(),
+                ));
             }
             let range = self.stage_range(request.stage)?;
             (
@@ -472,9 +542,13 @@ impl StageTables {
         }
         if cfg.use_dynamic_shifting {
             let mu = request.mu.ok_or_else(|| {
-                Error::InvalidRequest("this scheduler uses dynamic shifting: set_timesteps needs mu".into())
+                Error::InvalidRequest(
+                    "this scheduler uses dynamic shifting: set_timesteps needs mu".into(),
+                )
             })?;
-            sigmas.iter_mut().for_each(|s| *s = time_shift(cfg.time_shift_type, mu, *s));
+            sigmas
+                .iter_mut()
+                .for_each(|s| *s = time_shift(cfg.time_shift_type, mu, *s));
             let body = &sigmas[..sigmas.len() - 1];
             timesteps = if cfg.stages() == 1 {
                 body.iter().map(|s| s * tf).collect()
@@ -486,7 +560,11 @@ impl StageTables {
         }
         Ok(StageSchedule {
             stage: request.stage,
-            mu: if cfg.use_dynamic_shifting { request.mu } else { None },
+            mu: if cfg.use_dynamic_shifting {
+                request.mu
+            } else {
+                None
+            },
             timesteps,
             sigmas,
         })
@@ -494,7 +572,10 @@ impl StageTables {
 
     fn stage_range(&self, stage: usize) -> Result<&StageRange> {
         self.stages.get(stage).ok_or_else(|| {
-            Error::InvalidRequest(format!("stage {stage} does not exist ({} stages)", self.stages.len()))
+            Error::InvalidRequest(format!(
+                "stage {stage} does not exist ({} stages)",
+                self.stages.len()
+            ))
         })
     }
 }
@@ -568,14 +649,27 @@ mod tests {
         let tables = StageTables::new(TableConfig::from_config(&dmd_config()).unwrap()).unwrap();
         assert!((tables.stages[1].ori_start_sigma - 0.6663330000000001).abs() < 1e-12);
         let req = TimestepRequest::stage(2, 1).with_mu(0.4627604166666667);
-        let s = tables.set_timesteps(&req, StepCounting::Dmd { amplify_first_chunk: false }).unwrap();
+        let s = tables
+            .set_timesteps(
+                &req,
+                StepCounting::Dmd {
+                    amplify_first_chunk: false,
+                },
+            )
+            .unwrap();
         assert_eq!(s.timesteps_i64(), vec![742, 499]);
         assert_eq!(s.sigmas.len(), 3);
         assert_eq!(s.sigmas[2], 0.0);
         let r = tables.renoise(1).unwrap();
-        assert!((r.alpha - 0.6001201440528393).abs() < 1e-12 && (r.beta - 0.6926122274238059).abs() < 1e-12);
+        assert!(
+            (r.alpha - 0.6001201440528393).abs() < 1e-12
+                && (r.beta - 0.6926122274238059).abs() < 1e-12
+        );
         assert!(tables.renoise(0).is_err());
-        assert_eq!(pyramid_stage_sizes(16, 16, 3).unwrap(), vec![[4, 4], [8, 8], [16, 16]]);
+        assert_eq!(
+            pyramid_stage_sizes(16, 16, 3).unwrap(),
+            vec![[4, 4], [8, 8], [16, 16]]
+        );
         assert_eq!(pyramid_mu_source_stage(2), 1);
     }
 
@@ -583,9 +677,21 @@ mod tests {
     fn bad_requests_are_errors() {
         let tables = StageTables::new(TableConfig::from_config(&dmd_config()).unwrap()).unwrap();
         let plain = StepCounting::Plain;
-        assert!(tables.set_timesteps(&TimestepRequest::stage(0, 0).with_mu(0.5), plain).is_err());
-        assert!(tables.set_timesteps(&TimestepRequest::stage(2, 3).with_mu(0.5), plain).is_err());
-        assert!(tables.set_timesteps(&TimestepRequest::stage(2, 0), plain).is_err());
+        assert!(
+            tables
+                .set_timesteps(&TimestepRequest::stage(0, 0).with_mu(0.5), plain)
+                .is_err()
+        );
+        assert!(
+            tables
+                .set_timesteps(&TimestepRequest::stage(2, 3).with_mu(0.5), plain)
+                .is_err()
+        );
+        assert!(
+            tables
+                .set_timesteps(&TimestepRequest::stage(2, 0), plain)
+                .is_err()
+        );
         let mut cfg = dmd_config();
         cfg.stage_range = vec![0.0, 1.0];
         assert!(TableConfig::from_config(&cfg).is_err());

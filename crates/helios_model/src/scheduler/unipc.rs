@@ -64,10 +64,17 @@ impl UniPcOptions {
         let step_kind = match config.scheduler_type.as_str() {
             "unipc" => StepKind::UniPc,
             "euler" => StepKind::Euler,
-            other => return bad(format!("scheduler_type `{other}` is not supported (unipc, euler)")),
+            other => {
+                return bad(format!(
+                    "scheduler_type `{other}` is not supported (unipc, euler)"
+                ));
+            }
         };
         if config.prediction_type != "flow_prediction" {
-            return bad(format!("prediction_type `{}` is not supported (flow_prediction)", config.prediction_type));
+            return bad(format!(
+                "prediction_type `{}` is not supported (flow_prediction)",
+                config.prediction_type
+            ));
         }
         if step_kind == StepKind::UniPc && !config.predict_x0 {
             return bad("predict_x0 = false has no flow_prediction form in HeliosScheduler".into());
@@ -131,7 +138,9 @@ impl<B: Backend> UniPcState<B> {
         let n = self.model_outputs.len();
         n.checked_sub(i + 1)
             .and_then(|k| self.model_outputs[k].as_ref())
-            .ok_or_else(|| Error::InvalidRequest(format!("UniPC history has no model output {i} steps back")))
+            .ok_or_else(|| {
+                Error::InvalidRequest(format!("UniPC history has no model output {i} steps back"))
+            })
     }
 }
 
@@ -150,13 +159,16 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Result<Vec<f64>> {
         let pivot = (col..n)
             .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
             .filter(|&p| a[p][col] != 0.0)
-            .ok_or_else(|| Error::InvalidRequest("UniPC: singular order system (repeated sigmas?)".into()))?;
+            .ok_or_else(|| {
+                Error::InvalidRequest("UniPC: singular order system (repeated sigmas?)".into())
+            })?;
         a.swap(col, pivot);
         b.swap(col, pivot);
+        let pivot_row = a[col].clone();
         for row in col + 1..n {
-            let f = a[row][col] / a[col][col];
-            for k in col..n {
-                a[row][k] -= f * a[col][k];
+            let f = a[row][col] / pivot_row[col];
+            for (v, p) in a[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                *v -= f * p;
             }
             b[row] -= f * b[col];
         }
@@ -245,15 +257,19 @@ impl HeliosScheduler {
             return Ok(sample + model_output.mul_scalar((step.sigma_next - step.sigma) as f32));
         }
         let order_cfg = self.options.solver_order;
-        let use_corrector =
-            idx > 0 && !self.options.disable_corrector.contains(&(idx - 1)) && state.last_sample.is_some();
+        let use_corrector = idx > 0
+            && !self.options.disable_corrector.contains(&(idx - 1))
+            && state.last_sample.is_some();
 
         // convert_model_output: x0 = x - sigma * v.
         let converted = sample.clone() - model_output.mul_scalar(step.sigma as f32);
 
         let mut sample = sample;
         if use_corrector {
-            let last = state.last_sample.clone().ok_or_else(|| Error::InvalidRequest("UniPC: no last sample".into()))?;
+            let last = state
+                .last_sample
+                .clone()
+                .ok_or_else(|| Error::InvalidRequest("UniPC: no last sample".into()))?;
             sample = self.corrector(schedule, state, converted.clone(), last)?;
         }
 
@@ -262,8 +278,11 @@ impl HeliosScheduler {
             *slot = Some(converted);
         }
 
-        let this_order =
-            if self.options.lower_order_final { order_cfg.min(schedule.len() - idx) } else { order_cfg };
+        let this_order = if self.options.lower_order_final {
+            order_cfg.min(schedule.len() - idx)
+        } else {
+            order_cfg
+        };
         state.this_order = this_order.min(state.lower_order_nums + 1);
 
         state.last_sample = Some(sample.clone());
@@ -293,7 +312,9 @@ impl HeliosScheduler {
         let mut rks = Vec::with_capacity(order);
         let mut d1s = Vec::with_capacity(order);
         for i in 1..order {
-            let si = idx.checked_sub(i).ok_or_else(|| Error::InvalidRequest("UniPC: order exceeds history".into()))?;
+            let si = idx
+                .checked_sub(i)
+                .ok_or_else(|| Error::InvalidRequest("UniPC: order exceeds history".into()))?;
             let (_, _, lambda_si) = alpha_sigma_lambda(sigma_at(schedule, si)?);
             let rk = (lambda_si - lambda_s0) / h;
             rks.push(rk);
@@ -302,7 +323,8 @@ impl HeliosScheduler {
         rks.push(1.0);
         let sys = order_system(&rks, -h, order, self.options.solver_type);
 
-        let x_t = x.mul_scalar((sigma_t / sigma_s0) as f32) - m0.mul_scalar((alpha_t * sys.h_phi_1) as f32);
+        let x_t = x.mul_scalar((sigma_t / sigma_s0) as f32)
+            - m0.mul_scalar((alpha_t * sys.h_phi_1) as f32);
         if d1s.is_empty() {
             return Ok(x_t);
         }
@@ -332,16 +354,18 @@ impl HeliosScheduler {
         let order = state.this_order;
         let m0 = state.recent(0)?.clone();
         let (alpha_t, sigma_t, lambda_t) = alpha_sigma_lambda(sigma_at(schedule, idx)?);
-        let prev = idx.checked_sub(1).ok_or_else(|| Error::InvalidRequest("UniPC: corrector at step 0".into()))?;
+        let prev = idx
+            .checked_sub(1)
+            .ok_or_else(|| Error::InvalidRequest("UniPC: corrector at step 0".into()))?;
         let (_, sigma_s0, lambda_s0) = alpha_sigma_lambda(sigma_at(schedule, prev)?);
         let h = lambda_t - lambda_s0;
 
         let mut rks = Vec::with_capacity(order);
         let mut d1s = Vec::with_capacity(order);
         for i in 1..order {
-            let si = idx
-                .checked_sub(i + 1)
-                .ok_or_else(|| Error::InvalidRequest("UniPC: corrector order exceeds history".into()))?;
+            let si = idx.checked_sub(i + 1).ok_or_else(|| {
+                Error::InvalidRequest("UniPC: corrector order exceeds history".into())
+            })?;
             let (_, _, lambda_si) = alpha_sigma_lambda(sigma_at(schedule, si)?);
             let rk = (lambda_si - lambda_s0) / h;
             rks.push(rk);
@@ -349,7 +373,11 @@ impl HeliosScheduler {
         }
         rks.push(1.0);
         let sys = order_system(&rks, -h, order, self.options.solver_type);
-        let rhos_c: Vec<f64> = if order == 1 { vec![0.5] } else { solve(sys.r.clone(), sys.b.clone())? };
+        let rhos_c: Vec<f64> = if order == 1 {
+            vec![0.5]
+        } else {
+            solve(sys.r.clone(), sys.b.clone())?
+        };
         // rhos_c is cast to the sample dtype before use.
         let rhos_c: Vec<f64> = rhos_c.iter().map(|&r| r as f32 as f64).collect();
 
@@ -367,17 +395,21 @@ impl HeliosScheduler {
 
 /// `sigmas[i]` of a schedule, or an error.
 fn sigma_at(schedule: &StageSchedule, i: usize) -> Result<f64> {
-    schedule
-        .sigmas
-        .get(i)
-        .copied()
-        .ok_or_else(|| Error::InvalidRequest(format!("sigma {i} of a {}-sigma schedule", schedule.sigmas.len())))
+    schedule.sigmas.get(i).copied().ok_or_else(|| {
+        Error::InvalidRequest(format!(
+            "sigma {i} of a {}-sigma schedule",
+            schedule.sigmas.len()
+        ))
+    })
 }
 
 /// `einsum("k,bkc...->bc...", rhos, D1s)`: `sum_k rhos[k] * d1s[k]` (f32 coefficients); `None` when
 /// there is no term.
 fn weighted_sum<B: Backend>(rhos: &[f64], d1s: Vec<Tensor<B, 5>>) -> Option<Tensor<B, 5>> {
-    rhos.iter().zip(d1s).map(|(r, d)| d.mul_scalar(*r as f32)).reduce(|acc, t| acc + t)
+    rhos.iter()
+        .zip(d1s)
+        .map(|(r, d)| d.mul_scalar(*r as f32))
+        .reduce(|acc, t| acc + t)
 }
 
 #[cfg(test)]
@@ -402,12 +434,25 @@ mod tests {
         )
         .unwrap();
         let s = HeliosScheduler::new(&cfg).unwrap();
-        let sched = s.set_timesteps(&TimestepRequest::single_stage(3).with_mu(0.55)).unwrap();
+        let sched = s
+            .set_timesteps(&TimestepRequest::single_stage(3).with_mu(0.55))
+            .unwrap();
         let dev = Default::default();
-        let x = Tensor::<TestBackend, 5>::from_data(TensorData::new(vec![1.0f32, -2.0], [1, 1, 1, 1, 2]), &dev);
-        let v = Tensor::<TestBackend, 5>::from_data(TensorData::new(vec![0.25f32, 0.5], [1, 1, 1, 1, 2]), &dev);
+        let x = Tensor::<TestBackend, 5>::from_data(
+            TensorData::new(vec![1.0f32, -2.0], [1, 1, 1, 1, 2]),
+            &dev,
+        );
+        let v = Tensor::<TestBackend, 5>::from_data(
+            TensorData::new(vec![0.25f32, 0.5], [1, 1, 1, 1, 2]),
+            &dev,
+        );
         let mut state = s.new_state();
-        let out = s.step(&sched, &mut state, v, x).unwrap().into_data().to_vec::<f32>().unwrap();
+        let out = s
+            .step(&sched, &mut state, v, x)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         // Order 1 with x0 prediction is exact for a constant velocity: x - (sigma - sigma_next) * v.
         let (s0, s1) = (sched.sigmas[0], sched.sigmas[1]);
         assert!((out[0] as f64 - (1.0 - (s0 - s1) * 0.25)).abs() < 1e-5);
