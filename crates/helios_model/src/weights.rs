@@ -377,3 +377,15 @@ pub fn load_module<B: Backend, M: Module<B>>(
     tracing::debug!(part = set.part, tensors = loader.used.len(), bytes = loader.bytes, "weights loaded");
     Ok((module, LoadReport { applied: loader.used.into_iter().collect(), ignored }))
 }
+
+/// A lazily zero-initialised parameter: nothing is allocated until the loader replaces it (or the
+/// value is first read).
+pub fn lazy_zeros<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Param<Tensor<B, D>> {
+    Param::uninitialized(
+        burn::module::ParamId::new(),
+        move |d, _| Tensor::zeros(shape, d),
+        device.clone(),
+        false,
+        shape.into(),
+    )
+}

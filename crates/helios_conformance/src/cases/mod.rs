@@ -1,6 +1,7 @@
 //! Dispatch of case names to the code that runs them; one file per model part.
 
 mod scheduler;
+mod transformer;
 
 use std::path::Path;
 
@@ -11,10 +12,11 @@ use crate::{Outcome, Result};
 /// Runs the case `name`.
 pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
     match name {
+        "transformer_full" => transformer::full::<B>(fixture_dir, device),
+        "transformer_intermediates" => transformer::intermediates::<B>(fixture_dir, device),
+        "transformer_pyramid_odd" => transformer::pyramid_odd::<B>(fixture_dir, device),
         "scheduler_steps" => scheduler::run_steps::<B>(fixture_dir, device),
         "scheduler_tables" => scheduler::run_tables(fixture_dir),
-        _ => Ok(Outcome::Skipped(format!(
-            "case `{name}` is not covered by this port yet"
-        ))),
+        _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
     }
 }
