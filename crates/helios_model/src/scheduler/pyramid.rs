@@ -49,6 +49,9 @@ fn interpolate_axis<B: Backend>(x: Tensor<B, 5>, dim: usize, output: usize) -> T
 }
 
 /// One pyramid down-sampling step: bilinear to `(h // 2, w // 2)` per frame, then `* 2`.
+///
+/// Same taps and weights as torch; torch's CPU kernel sums the four taps in an order that depends on
+/// the tensor shape, so results can differ from it by 1 f32 ulp (2.4e-7 on `scheduler_steps`).
 pub fn downsample_half<B: Backend>(x: Tensor<B, 5>) -> Result<Tensor<B, 5>> {
     let [_, _, _, h, w] = x.dims();
     if h < 2 || w < 2 {
