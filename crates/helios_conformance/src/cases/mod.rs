@@ -1,5 +1,6 @@
 //! Dispatch of case names to the code that runs them; one file per model part.
 
+mod scheduler;
 mod text_encoder;
 mod transformer;
 
@@ -12,6 +13,8 @@ use crate::{Outcome, Result};
 /// Runs the case `name`.
 pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
     match name {
+        "scheduler_steps" => scheduler::run_steps::<B>(fixture_dir, device),
+        "scheduler_tables" => scheduler::run_tables(fixture_dir),
         "text_encoder" => text_encoder::run::<B>(fixture_dir, device),
         "transformer_full" => transformer::full::<B>(fixture_dir, device),
         "transformer_intermediates" => transformer::intermediates::<B>(fixture_dir, device),
