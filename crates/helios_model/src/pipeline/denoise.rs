@@ -15,7 +15,7 @@ use burn::tensor::{Tensor, TensorData};
 use super::noise::{DrawKind, NoiseSource};
 use crate::dit::{DitInput, HeliosTransformer3DModel, History};
 use crate::error::{Error, Result};
-use crate::scheduler::block_noise::BlockNoise;
+use crate::scheduler::noise::BlockNoise;
 use crate::scheduler::guidance::GuidanceMode;
 use crate::scheduler::pyramid::{downsample, renoise, upsample_nearest2x};
 use crate::scheduler::{FlowScheduler, ShiftParams, TimestepRequest, calculate_shift, image_seq_len};
