@@ -389,3 +389,16 @@ pub fn lazy_zeros<B: Backend, const D: usize>(shape: [usize; D], device: &B::Dev
         shape.into(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_map_applies_rules_in_order_then_the_prefix() {
+        let map = KeyMap::new(&[(".ffn.proj_in.", ".ffn.net.0.proj."), (".to_out.", ".to_out.0.")]).with_prefix("model.");
+        assert_eq!(map.checkpoint_key("blocks.3.ffn.proj_in.weight"), "model.blocks.3.ffn.net.0.proj.weight");
+        assert_eq!(map.checkpoint_key("blocks.0.attn1.to_out.bias"), "model.blocks.0.attn1.to_out.0.bias");
+        assert_eq!(map.checkpoint_key("proj_out.weight"), "model.proj_out.weight");
+    }
+}

@@ -189,3 +189,48 @@ impl<B: Backend> HeliosTimeTextEmbedding<B> {
         p.c(self.text_embedder.linear_2.forward(h))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestBackend;
+
+    #[test]
+    fn replicate_padding_repeats_the_last_slice_of_each_axis() {
+        let values: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let x = Tensor::<TestBackend, 5>::from_data(TensorData::new(values, [1, 1, 1, 2, 3]), &Default::default());
+        let padded = pad_replicate(x, [2, 4, 4]);
+        assert_eq!(padded.dims(), [1, 1, 2, 4, 4]);
+        let v: Vec<f32> = padded.into_data().to_vec().unwrap_or_default();
+        // Frame 1 repeats frame 0; rows 2, 3 repeat row 1; column 3 repeats column 2.
+        let frame0 = [0., 1., 2., 2., 3., 4., 5., 5., 3., 4., 5., 5., 3., 4., 5., 5.];
+        assert_eq!(&v[..16], &frame0);
+        assert_eq!(&v[16..], &frame0);
+    }
+
+    #[test]
+    fn patch_embedding_equals_a_strided_convolution() {
+        use burn::nn::conv::Conv3dConfig;
+        let device = Default::default();
+        let conv = Conv3dConfig::new([3, 5], [1, 2, 2]).with_stride([1, 2, 2]).init::<TestBackend>(&device);
+        // Materialise the lazily initialised parameters once, then share the values.
+        let weight = Param::from_tensor(conv.weight.val());
+        let bias = Param::from_tensor(conv.bias.as_ref().expect("bias").val());
+        let conv = burn::nn::conv::Conv3d { weight: weight.clone(), bias: Some(bias.clone()), ..conv };
+        let patch = PatchEmbed { weight, bias };
+        let x = Tensor::<TestBackend, 5>::random([2, 3, 2, 4, 6], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let reference = conv.forward(x.clone()); // [b, 5, 2, 2, 3]
+        let (tokens, grid) = patch.forward(x).expect("forward");
+        assert_eq!(grid, [2, 2, 3]);
+        let as_tokens = reference.flatten::<3>(2, 4).swap_dims(1, 2);
+        let diff: f32 = (tokens - as_tokens).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn patch_embedding_rejects_sizes_off_the_patch_grid() {
+        let patch = PatchEmbed::<TestBackend>::new(3, 4, [1, 2, 2], &Default::default());
+        let x = Tensor::<TestBackend, 5>::zeros([1, 3, 1, 5, 4], &Default::default());
+        assert!(matches!(patch.forward(x), Err(Error::Shape { .. })));
+    }
+}
