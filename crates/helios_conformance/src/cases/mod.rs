@@ -13,6 +13,8 @@ mod vae;
 pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
     match name {
         "vae" => vae::run::<B>(fixture_dir, &Case::open(fixture_dir, name)?, device),
-        _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
+        _ => Ok(Outcome::Skipped(format!(
+            "case `{name}` is not covered by this port yet"
+        ))),
     }
 }

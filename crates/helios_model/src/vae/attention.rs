@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 
 use super::cache::CausalConvCache;
 use super::causal_conv::FrameConv2d;
-use super::resblock::{WanRmsNorm, WanResidualBlock};
+use super::resblock::{WanResidualBlock, WanRmsNorm};
 
 /// Port of diffusers `WanAttentionBlock` (autoencoder_kl_wan.py, diffusers 0.42.1).
 ///
@@ -64,8 +64,12 @@ impl<B: Backend> WanMidBlock<B> {
     /// A middle block over `dim` channels with `num_layers` attention layers.
     pub fn new(dim: usize, num_layers: usize, device: &B::Device) -> Self {
         Self {
-            attentions: (0..num_layers).map(|_| WanAttentionBlock::new(dim, device)).collect(),
-            resnets: (0..=num_layers).map(|_| WanResidualBlock::new(dim, dim, device)).collect(),
+            attentions: (0..num_layers)
+                .map(|_| WanAttentionBlock::new(dim, device))
+                .collect(),
+            resnets: (0..=num_layers)
+                .map(|_| WanResidualBlock::new(dim, dim, device))
+                .collect(),
         }
     }
 

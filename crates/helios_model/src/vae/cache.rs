@@ -39,7 +39,10 @@ impl<B: Backend> Default for CausalConvCache<B> {
 impl<B: Backend> CausalConvCache<B> {
     /// An empty cache (every layer fresh).
     pub fn new() -> Self {
-        Self { slots: Vec::new(), cursor: 0 }
+        Self {
+            slots: Vec::new(),
+            cursor: 0,
+        }
     }
 
     /// Starts a new temporal chunk: layers take their slots from the first one again.

@@ -14,6 +14,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Slice, Tensor};
 
 use super::cache::CacheSlot;
+use super::host;
 
 /// Frames a causal convolution keeps between chunks (upstream `CACHE_T`).
 pub const CACHE_T: usize = 2;
@@ -23,7 +24,7 @@ pub const COLUMN_BUDGET: usize = 1 << 22;
 
 /// Convolution of an already padded `[b, c, t, h, w]` input with a weight flattened to
 /// `[c_out, c * kt * kh * kw]` (no padding, the given stride), plus bias. Returns `[b, c_out, t', h', w']`.
-pub(crate) fn conv3d_padded<B: Backend>(
+pub fn conv3d_padded<B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 2>,
     bias: Tensor<B, 1>,
@@ -32,7 +33,11 @@ pub(crate) fn conv3d_padded<B: Backend>(
 ) -> Tensor<B, 5> {
     let [b, c, t, h, w] = x.dims();
     let out = |n: usize, k: usize, s: usize| (n - k) / s + 1;
-    let (to, ho, wo) = (out(t, kernel[0], stride[0]), out(h, kernel[1], stride[1]), out(w, kernel[2], stride[2]));
+    let (to, ho, wo) = (
+        out(t, kernel[0], stride[0]),
+        out(h, kernel[1], stride[1]),
+        out(w, kernel[2], stride[2]),
+    );
     let taps = kernel[0] * kernel[1] * kernel[2];
     let row_cost = b * c * taps * to * wo;
     if row_cost * ho > COLUMN_BUDGET && ho > 1 {
@@ -41,8 +46,17 @@ pub(crate) fn conv3d_padded<B: Backend>(
             .step_by(rows)
             .map(|r0| {
                 let r1 = (r0 + rows).min(ho);
-                let band = x.clone().narrow(3, r0 * stride[1], (r1 - 1 - r0) * stride[1] + kernel[1]);
-                conv3d_band(band, weight.clone(), bias.clone(), kernel, stride, [to, r1 - r0, wo])
+                let band =
+                    x.clone()
+                        .narrow(3, r0 * stride[1], (r1 - 1 - r0) * stride[1] + kernel[1]);
+                conv3d_band(
+                    band,
+                    weight.clone(),
+                    bias.clone(),
+                    kernel,
+                    stride,
+                    [to, r1 - r0, wo],
+                )
             })
             .collect();
         return Tensor::cat(bands, 3);
@@ -64,7 +78,13 @@ fn conv3d_band<B: Backend>(
     let cols = if taps == 1 && stride == [1, 1, 1] {
         x.reshape([b, c, to * ho * wo])
     } else {
-        let span = |start: usize, n: usize, s: usize| Slice::with_step(start as isize, Some((start + (n - 1) * s + 1) as isize), s as isize);
+        let span = |start: usize, n: usize, s: usize| {
+            Slice::with_step(
+                start as isize,
+                Some((start + (n - 1) * s + 1) as isize),
+                s as isize,
+            )
+        };
         let mut parts = Vec::with_capacity(taps);
         for dt in 0..kernel[0] {
             for dh in 0..kernel[1] {
@@ -88,7 +108,12 @@ fn conv3d_band<B: Backend>(
 
 /// Zero-pads `[b, c, t, h, w]`: `front` frames before (after `context`, which goes right before `x`),
 /// and `hw = (top, bottom, left, right)` pixels.
-fn pad_input<B: Backend>(x: Tensor<B, 5>, context: Option<Tensor<B, 5>>, front: usize, hw: [usize; 4]) -> Tensor<B, 5> {
+fn pad_input<B: Backend>(
+    x: Tensor<B, 5>,
+    context: Option<Tensor<B, 5>>,
+    front: usize,
+    hw: [usize; 4],
+) -> Tensor<B, 5> {
     let [b, c, t, h, w] = x.dims();
     let n = context.as_ref().map_or(0, |ctx| ctx.dims()[2]);
     if front == 0 && hw == [0; 4] && n == 0 {
@@ -120,7 +145,14 @@ pub struct WanCausalConv3d<B: Backend> {
 
 impl<B: Backend> WanCausalConv3d<B> {
     /// A convolution with uninitialised (lazy, zero) parameters, to be loaded from a checkpoint.
-    pub fn new(c_in: usize, c_out: usize, kernel: [usize; 3], stride: [usize; 3], padding: [usize; 3], device: &B::Device) -> Self {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: [usize; 3],
+        stride: [usize; 3],
+        padding: [usize; 3],
+        device: &B::Device,
+    ) -> Self {
         Self {
             weight: Initializer::Zeros.init([c_out, c_in, kernel[0], kernel[1], kernel[2]], device),
             bias: Initializer::Zeros.init([c_out], device),
@@ -142,14 +174,34 @@ impl<B: Backend> WanCausalConv3d<B> {
 
     /// Convolves `x` `[b, c_in, t, h, w]`; `context` (the cached previous frames) replaces as many of
     /// the front zero frames (upstream `forward(x, cache_x)`).
-    pub fn forward_with_context(&self, x: Tensor<B, 5>, context: Option<Tensor<B, 5>>) -> Tensor<B, 5> {
+    pub fn forward_with_context(
+        &self,
+        x: Tensor<B, 5>,
+        context: Option<Tensor<B, 5>>,
+    ) -> Tensor<B, 5> {
         let pt = self.time_padding();
         let context = context.filter(|_| pt > 0).map(|ctx| {
             let n = ctx.dims()[2];
-            if n > pt { ctx.narrow(2, n - pt, pt) } else { ctx }
+            if n > pt {
+                ctx.narrow(2, n - pt, pt)
+            } else {
+                ctx
+            }
         });
         let n = context.as_ref().map_or(0, |ctx| ctx.dims()[2]);
         let (ph, pw) = (self.padding[1], self.padding[2]);
+        if host::applies(&x) {
+            return host::conv(
+                x,
+                context,
+                pt - n,
+                [ph, ph, pw, pw],
+                false,
+                self.weight.val(),
+                self.bias.val(),
+                self.stride,
+            );
+        }
         let padded = pad_input(x, context, pt - n, [ph, ph, pw, pw]);
         let [c_out, c_in, kt, kh, kw] = self.weight.dims();
         let weight = self.weight.val().reshape([c_out, c_in * kt * kh * kw]);
@@ -174,7 +226,11 @@ impl<B: Backend> WanCausalConv3d<B> {
 }
 
 /// The last `n` frames of `context ++ x` (upstream's `cache_x` bookkeeping).
-pub(crate) fn last_frames<B: Backend>(context: Option<Tensor<B, 5>>, x: Tensor<B, 5>, n: usize) -> Tensor<B, 5> {
+pub(crate) fn last_frames<B: Backend>(
+    context: Option<Tensor<B, 5>>,
+    x: Tensor<B, 5>,
+    n: usize,
+) -> Tensor<B, 5> {
     let t = x.dims()[2];
     if t >= n {
         return x.narrow(2, t - n, n);
@@ -203,7 +259,14 @@ pub struct FrameConv2d<B: Backend> {
 
 impl<B: Backend> FrameConv2d<B> {
     /// A `k x k` convolution with uninitialised (lazy, zero) parameters.
-    pub fn new(c_in: usize, c_out: usize, k: usize, stride: usize, padding: [usize; 4], device: &B::Device) -> Self {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        padding: [usize; 4],
+        device: &B::Device,
+    ) -> Self {
         Self {
             weight: Initializer::Zeros.init([c_out, c_in, k, k], device),
             bias: Initializer::Zeros.init([c_out], device),
@@ -214,11 +277,49 @@ impl<B: Backend> FrameConv2d<B> {
 
     /// Convolves every frame of `x` `[b, c_in, t, h, w]`.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        self.forward_impl(x, false)
+    }
+
+    /// Convolves every frame of `x` up-sampled 2x (nearest; upstream `nearest-exact`, the same at
+    /// scale 2) in `h` and `w`.
+    pub fn forward_upsampled(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        self.forward_impl(x, true)
+    }
+
+    fn forward_impl(&self, x: Tensor<B, 5>, upsample: bool) -> Tensor<B, 5> {
         let [c_out, c_in, kh, kw] = self.weight.dims();
+        if host::applies(&x) {
+            let weight = self.weight.val().reshape([c_out, c_in, 1, kh, kw]);
+            return host::conv(
+                x,
+                None,
+                0,
+                self.padding,
+                upsample,
+                weight,
+                self.bias.val(),
+                [1, self.stride, self.stride],
+            );
+        }
+        let x = if upsample { upsample_nearest2x(x) } else { x };
         let padded = pad_input(x, None, 0, self.padding);
         let weight = self.weight.val().reshape([c_out, c_in * kh * kw]);
-        conv3d_padded(padded, weight, self.bias.val(), [1, kh, kw], [1, self.stride, self.stride])
+        conv3d_padded(
+            padded,
+            weight,
+            self.bias.val(),
+            [1, kh, kw],
+            [1, self.stride, self.stride],
+        )
     }
+}
+
+/// Nearest-neighbour 2x up-sampling of `h` and `w`.
+pub(crate) fn upsample_nearest2x<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 5> {
+    let [b, c, t, h, w] = x.dims();
+    x.reshape([b * c * t, h, 1, w, 1])
+        .expand([b * c * t, h, 2, w, 2])
+        .reshape([b, c, t, 2 * h, 2 * w])
 }
 
 #[cfg(test)]
@@ -238,9 +339,21 @@ mod tests {
         let w = Tensor::<B, 5>::random([4, 3, 3, 3, 2], Distribution::Normal(0.0, 1.0), &device);
         let bias = Tensor::<B, 1>::random([4], Distribution::Normal(0.0, 1.0), &device);
         for stride in [[1, 1, 1], [2, 2, 1], [1, 2, 2]] {
-            let expected = conv3d(x.clone(), w.clone(), Some(bias.clone()), ConvOptions::new(stride, [0, 0, 0], [1, 1, 1], 1));
-            let got = conv3d_padded(x.clone(), w.clone().reshape([4, 3 * 18]), bias.clone(), [3, 3, 2], stride);
-            got.into_data().assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-4));
+            let expected = conv3d(
+                x.clone(),
+                w.clone(),
+                Some(bias.clone()),
+                ConvOptions::new(stride, [0, 0, 0], [1, 1, 1], 1),
+            );
+            let got = conv3d_padded(
+                x.clone(),
+                w.clone().reshape([4, 3 * 18]),
+                bias.clone(),
+                [3, 3, 2],
+                stride,
+            );
+            got.into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-4));
         }
     }
 
@@ -251,17 +364,28 @@ mod tests {
         let x = Tensor::<B, 5>::random([1, 8, 4, 602, 34], Distribution::Normal(0.0, 1.0), &device);
         let w = Tensor::<B, 5>::random([2, 8, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
         let bias = Tensor::<B, 1>::zeros([2], &device);
-        let expected = conv3d(x.clone(), w.clone(), Some(bias.clone()), ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], 1));
+        let expected = conv3d(
+            x.clone(),
+            w.clone(),
+            Some(bias.clone()),
+            ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], 1),
+        );
         let got = conv3d_padded(x, w.reshape([2, 8 * 27]), bias, [3, 3, 3], [1, 1, 1]);
-        got.into_data().assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-4));
+        got.into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-4));
     }
 
     #[test]
     fn chunked_causal_conv_equals_one_pass() {
         let device = Default::default();
         let mut conv = WanCausalConv3d::<B>::cubic(2, 3, 3, 1, &device);
-        conv.weight = Param::from_tensor(Tensor::random([3, 2, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device));
-        conv.bias = Param::from_tensor(Tensor::random([3], Distribution::Normal(0.0, 1.0), &device));
+        conv.weight = Param::from_tensor(Tensor::random(
+            [3, 2, 3, 3, 3],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        conv.bias =
+            Param::from_tensor(Tensor::random([3], Distribution::Normal(0.0, 1.0), &device));
         let x = Tensor::<B, 5>::random([1, 2, 7, 5, 4], Distribution::Normal(0.0, 1.0), &device);
         let whole = conv.forward(x.clone());
         let mut slot = CacheSlot::Fresh;
@@ -269,6 +393,8 @@ mod tests {
         for (start, len) in [(0, 1), (1, 1), (2, 4), (6, 1)] {
             parts.push(conv.forward_cached(x.clone().narrow(2, start, len), &mut slot));
         }
-        Tensor::cat(parts, 2).into_data().assert_approx_eq::<f32>(&whole.into_data(), Tolerance::absolute(1e-5));
+        Tensor::cat(parts, 2)
+            .into_data()
+            .assert_approx_eq::<f32>(&whole.into_data(), Tolerance::absolute(1e-5));
     }
 }

@@ -2,14 +2,13 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 
 use super::attention::WanMidBlock;
 use super::cache::CausalConvCache;
 use super::causal_conv::WanCausalConv3d;
 use super::resample::{ResampleMode, WanResample};
-use super::resblock::{WanRmsNorm, WanResidualBlock};
+use super::resblock::{WanResidualBlock, WanRmsNorm};
 
 /// Port of diffusers `WanUpBlock` (autoencoder_kl_wan.py, diffusers 0.42.1): `num_res_blocks + 1`
 /// residual blocks, then an optional up-sampler.
@@ -23,12 +22,24 @@ pub struct WanUpBlock<B: Backend> {
 
 impl<B: Backend> WanUpBlock<B> {
     /// An up block from `in_dim` to `out_dim` channels.
-    pub fn new(in_dim: usize, out_dim: usize, num_res_blocks: usize, upsample: Option<ResampleMode>, device: &B::Device) -> Self {
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        num_res_blocks: usize,
+        upsample: Option<ResampleMode>,
+        device: &B::Device,
+    ) -> Self {
         let resnets = (0..=num_res_blocks)
             .map(|i| WanResidualBlock::new(if i == 0 { in_dim } else { out_dim }, out_dim, device))
             .collect();
-        let upsamplers = upsample.map(|mode| WanResample::new(out_dim, mode, out_dim / 2, device)).into_iter().collect();
-        Self { resnets, upsamplers }
+        let upsamplers = upsample
+            .map(|mode| WanResample::new(out_dim, mode, out_dim / 2, device))
+            .into_iter()
+            .collect();
+        Self {
+            resnets,
+            upsamplers,
+        }
     }
 
     /// Runs one temporal chunk.
@@ -73,7 +84,10 @@ impl<B: Backend> WanDecoder3d<B> {
         device: &B::Device,
     ) -> Self {
         let last = dim_mult.last().copied().unwrap_or(1);
-        let dims: Vec<usize> = std::iter::once(last).chain(dim_mult.iter().rev().copied()).map(|m| dim * m).collect();
+        let dims: Vec<usize> = std::iter::once(last)
+            .chain(dim_mult.iter().rev().copied())
+            .map(|m| dim * m)
+            .collect();
         let mut up_blocks = Vec::new();
         let mut out_dim = dims[0];
         for (i, pair) in dims.windows(2).enumerate() {
@@ -81,9 +95,19 @@ impl<B: Backend> WanDecoder3d<B> {
             let in_dim = if i > 0 { pair[0] / 2 } else { pair[0] };
             out_dim = pair[1];
             let upsample = (i + 1 != dim_mult.len()).then(|| {
-                if temperal_upsample.get(i).copied().unwrap_or(false) { ResampleMode::Upsample3d } else { ResampleMode::Upsample2d }
+                if temperal_upsample.get(i).copied().unwrap_or(false) {
+                    ResampleMode::Upsample3d
+                } else {
+                    ResampleMode::Upsample2d
+                }
             });
-            up_blocks.push(WanUpBlock::new(in_dim, out_dim, num_res_blocks, upsample, device));
+            up_blocks.push(WanUpBlock::new(
+                in_dim,
+                out_dim,
+                num_res_blocks,
+                upsample,
+                device,
+            ));
         }
         Self {
             conv_in: WanCausalConv3d::cubic(z_dim, dims[0], 3, 1, device),
@@ -103,7 +127,7 @@ impl<B: Backend> WanDecoder3d<B> {
         for block in &self.up_blocks {
             x = block.forward(x, cache);
         }
-        let x = silu(self.norm_out.forward(x));
+        let x = self.norm_out.forward_silu(x);
         self.conv_out.forward_cached(x, cache.next_slot())
     }
 }

@@ -2,14 +2,13 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 
 use super::attention::{WanAttentionBlock, WanMidBlock};
 use super::cache::CausalConvCache;
 use super::causal_conv::WanCausalConv3d;
 use super::resample::{ResampleMode, WanResample};
-use super::resblock::{WanRmsNorm, WanResidualBlock};
+use super::resblock::{WanResidualBlock, WanRmsNorm};
 
 /// One entry of the encoder's flat `down_blocks` list. The variant names are not checkpoint path
 /// segments; the key table removes them.
@@ -53,7 +52,10 @@ impl<B: Backend> WanEncoder3d<B> {
         temperal_downsample: &[bool],
         device: &B::Device,
     ) -> Self {
-        let dims: Vec<usize> = std::iter::once(1).chain(dim_mult.iter().copied()).map(|m| dim * m).collect();
+        let dims: Vec<usize> = std::iter::once(1)
+            .chain(dim_mult.iter().copied())
+            .map(|m| dim * m)
+            .collect();
         let mut scale = 1.0f64;
         let mut down_blocks = Vec::new();
         let mut out_dim = dims[0];
@@ -61,16 +63,29 @@ impl<B: Backend> WanEncoder3d<B> {
             let mut in_dim = pair[0];
             out_dim = pair[1];
             for _ in 0..num_res_blocks {
-                down_blocks.push(EncoderLayer::Residual(WanResidualBlock::new(in_dim, out_dim, device)));
+                down_blocks.push(EncoderLayer::Residual(WanResidualBlock::new(
+                    in_dim, out_dim, device,
+                )));
                 if attn_scales.contains(&scale) {
-                    down_blocks.push(EncoderLayer::Attention(WanAttentionBlock::new(out_dim, device)));
+                    down_blocks.push(EncoderLayer::Attention(WanAttentionBlock::new(
+                        out_dim, device,
+                    )));
                 }
                 in_dim = out_dim;
             }
             if i + 1 != dim_mult.len() {
                 let temporal = temperal_downsample.get(i).copied().unwrap_or(false);
-                let mode = if temporal { ResampleMode::Downsample3d } else { ResampleMode::Downsample2d };
-                down_blocks.push(EncoderLayer::Resample(WanResample::new(out_dim, mode, out_dim / 2, device)));
+                let mode = if temporal {
+                    ResampleMode::Downsample3d
+                } else {
+                    ResampleMode::Downsample2d
+                };
+                down_blocks.push(EncoderLayer::Resample(WanResample::new(
+                    out_dim,
+                    mode,
+                    out_dim / 2,
+                    device,
+                )));
                 scale /= 2.0;
             }
         }
@@ -95,7 +110,7 @@ impl<B: Backend> WanEncoder3d<B> {
             };
         }
         let x = self.mid_block.forward(x, cache);
-        let x = silu(self.norm_out.forward(x));
+        let x = self.norm_out.forward_silu(x);
         self.conv_out.forward_cached(x, cache.next_slot())
     }
 }

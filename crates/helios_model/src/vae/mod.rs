@@ -16,6 +16,7 @@ pub mod cache;
 pub mod causal_conv;
 pub mod decoder;
 pub mod encoder;
+mod host;
 pub mod model;
 pub mod resample;
 pub mod resblock;

@@ -31,7 +31,8 @@ impl<B: Backend> AutoencoderKLWan<B> {
     /// Builds the modules of `config` (parameters lazily zero until loaded).
     pub fn new(config: &VaeConfig, device: &B::Device) -> Self {
         let z = config.z_dim;
-        let temperal_upsample: Vec<bool> = config.temperal_downsample.iter().rev().copied().collect();
+        let temperal_upsample: Vec<bool> =
+            config.temperal_downsample.iter().rev().copied().collect();
         Self {
             encoder: WanEncoder3d::new(
                 config.in_channels,
@@ -104,7 +105,11 @@ impl<B: Backend> Posterior<B> {
 
 fn check_same_shape(what: &str, expected: &[usize], got: &[usize]) -> Result<()> {
     if expected != got {
-        return Err(Error::Shape { what: what.into(), expected: format!("{expected:?}"), got: format!("{got:?}") });
+        return Err(Error::Shape {
+            what: what.into(),
+            expected: format!("{expected:?}"),
+            got: format!("{got:?}"),
+        });
     }
     Ok(())
 }
@@ -129,20 +134,38 @@ impl<B: Backend> WanVae<B> {
     }
 
     /// [`WanVae::load`], reporting progress per tensor.
-    pub fn load_with_progress(vae_dir: &Path, device: &B::Device, progress: &mut dyn FnMut(LoadProgress)) -> Result<Self> {
+    pub fn load_with_progress(
+        vae_dir: &Path,
+        device: &B::Device,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<Self> {
         let config_path = vae_dir.join("config.json");
         let config: VaeConfig = read_json(&config_path)?;
         config.validate(&config_path)?;
         let set = SafetensorsSet::open("vae", vae_dir, "diffusion_pytorch_model")?;
-        let (model, _report) = load_module(AutoencoderKLWan::new(&config, device), &set, &vae_key_map(), progress)?;
+        let (model, _report) = load_module(
+            AutoencoderKLWan::new(&config, device),
+            &set,
+            &vae_key_map(),
+            progress,
+        )?;
         Ok(Self::from_parts(model, config))
     }
 
     /// Wraps loaded modules.
     pub fn from_parts(model: AutoencoderKLWan<B>, config: VaeConfig) -> Self {
         let mean = config.latents_mean.iter().map(|&m| m as f32).collect();
-        let inv_std = config.latents_std.iter().map(|&s| 1.0f32 / s as f32).collect();
-        Self { model, config, mean, inv_std }
+        let inv_std = config
+            .latents_std
+            .iter()
+            .map(|&s| 1.0f32 / s as f32)
+            .collect();
+        Self {
+            model,
+            config,
+            mean,
+            inv_std,
+        }
     }
 
     /// The config.
@@ -162,18 +185,27 @@ impl<B: Backend> WanVae<B> {
 
     /// Temporal compression: 2 per temporal down-sampling level.
     pub fn temporal_factor(&self) -> usize {
-        1 << self.config.temperal_downsample.iter().filter(|&&t| t).count()
+        1 << self
+            .config
+            .temperal_downsample
+            .iter()
+            .filter(|&&t| t)
+            .count()
     }
 
     fn channel_vector(&self, values: &[f32], device: &B::Device) -> Tensor<B, 5> {
-        Tensor::from_data(TensorData::new(values.to_vec(), [1, values.len(), 1, 1, 1]), device)
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [1, values.len(), 1, 1, 1]),
+            device,
+        )
     }
 
     /// VAE space → diffusion space: `(z - latents_mean) * (1 / latents_std)`.
     pub fn normalize(&self, z: Tensor<B, 5>) -> Result<Tensor<B, 5>> {
         self.check_latents("latents", &z)?;
         let device = z.device();
-        Ok((z - self.channel_vector(&self.mean, &device)) * self.channel_vector(&self.inv_std, &device))
+        Ok((z - self.channel_vector(&self.mean, &device))
+            * self.channel_vector(&self.inv_std, &device))
     }
 
     /// Diffusion space → VAE space: `z / (1 / latents_std) + latents_mean` (the reciprocal form, as the
@@ -181,7 +213,8 @@ impl<B: Backend> WanVae<B> {
     pub fn denormalize(&self, z: Tensor<B, 5>) -> Result<Tensor<B, 5>> {
         self.check_latents("latents", &z)?;
         let device = z.device();
-        Ok(z / self.channel_vector(&self.inv_std, &device) + self.channel_vector(&self.mean, &device))
+        Ok(z / self.channel_vector(&self.inv_std, &device)
+            + self.channel_vector(&self.mean, &device))
     }
 
     fn check_latents(&self, what: &str, z: &Tensor<B, 5>) -> Result<()> {
@@ -210,8 +243,13 @@ impl<B: Backend> WanVae<B> {
         let t = z.dims()[2];
         let x = self.model.post_quant_conv.forward(z);
         let mut cache = CausalConvCache::new();
-        let frames: Vec<Tensor<B, 5>> =
-            (0..t).map(|i| self.model.decoder.forward(x.clone().narrow(2, i, 1), &mut cache)).collect();
+        let frames: Vec<Tensor<B, 5>> = (0..t)
+            .map(|i| {
+                self.model
+                    .decoder
+                    .forward(x.clone().narrow(2, i, 1), &mut cache)
+            })
+            .collect();
         Ok(Tensor::cat(frames, 2).clamp(-1.0, 1.0))
     }
 
@@ -222,10 +260,20 @@ impl<B: Backend> WanVae<B> {
     pub fn encode(&self, video: Tensor<B, 5>) -> Result<Posterior<B>> {
         let [b, c, t, h, w] = video.dims();
         let f = self.spatial_factor();
-        if c != self.config.in_channels || b == 0 || t == 0 || h == 0 || w == 0 || h % f != 0 || w % f != 0 {
+        if c != self.config.in_channels
+            || b == 0
+            || t == 0
+            || h == 0
+            || w == 0
+            || h % f != 0
+            || w % f != 0
+        {
             return Err(Error::Shape {
                 what: "video".into(),
-                expected: format!("[b >= 1, {}, t >= 1, h and w positive multiples of {f}]", self.config.in_channels),
+                expected: format!(
+                    "[b >= 1, {}, t >= 1, h and w positive multiples of {f}]",
+                    self.config.in_channels
+                ),
                 got: format!("{:?}", video.dims()),
             });
         }
@@ -234,8 +282,14 @@ impl<B: Backend> WanVae<B> {
         let mut cache = CausalConvCache::new();
         let outs: Vec<Tensor<B, 5>> = (0..chunks)
             .map(|i| {
-                let (start, len) = if i == 0 { (0, 1) } else { (1 + group * (i - 1), group) };
-                self.model.encoder.forward(video.clone().narrow(2, start, len), &mut cache)
+                let (start, len) = if i == 0 {
+                    (0, 1)
+                } else {
+                    (1 + group * (i - 1), group)
+                };
+                self.model
+                    .encoder
+                    .forward(video.clone().narrow(2, start, len), &mut cache)
             })
             .collect();
         let enc = self.model.quant_conv.forward(Tensor::cat(outs, 2));

@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 
 use super::cache::{CacheSlot, CausalConvCache};
 use super::causal_conv::{FrameConv2d, WanCausalConv3d, last_frames};
+use super::host;
 
 /// Which resampling a [`WanResample`] does (upstream `mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,20 +38,48 @@ pub struct WanResample<B: Backend> {
 
 impl<B: Backend> WanResample<B> {
     /// A resampler over `dim` channels; up-samplers output `upsample_out_dim` channels.
-    pub fn new(dim: usize, mode: ResampleMode, upsample_out_dim: usize, device: &B::Device) -> Self {
+    pub fn new(
+        dim: usize,
+        mode: ResampleMode,
+        upsample_out_dim: usize,
+        device: &B::Device,
+    ) -> Self {
         let (resample, time_conv) = match mode {
-            ResampleMode::Upsample2d => (FrameConv2d::new(dim, upsample_out_dim, 3, 1, [1; 4], device), None),
+            ResampleMode::Upsample2d => (
+                FrameConv2d::new(dim, upsample_out_dim, 3, 1, [1; 4], device),
+                None,
+            ),
             ResampleMode::Upsample3d => (
                 FrameConv2d::new(dim, upsample_out_dim, 3, 1, [1; 4], device),
-                Some(WanCausalConv3d::new(dim, dim * 2, [3, 1, 1], [1, 1, 1], [1, 0, 0], device)),
+                Some(WanCausalConv3d::new(
+                    dim,
+                    dim * 2,
+                    [3, 1, 1],
+                    [1, 1, 1],
+                    [1, 0, 0],
+                    device,
+                )),
             ),
-            ResampleMode::Downsample2d => (FrameConv2d::new(dim, dim, 3, 2, [0, 1, 0, 1], device), None),
+            ResampleMode::Downsample2d => {
+                (FrameConv2d::new(dim, dim, 3, 2, [0, 1, 0, 1], device), None)
+            }
             ResampleMode::Downsample3d => (
                 FrameConv2d::new(dim, dim, 3, 2, [0, 1, 0, 1], device),
-                Some(WanCausalConv3d::new(dim, dim, [3, 1, 1], [2, 1, 1], [0, 0, 0], device)),
+                Some(WanCausalConv3d::new(
+                    dim,
+                    dim,
+                    [3, 1, 1],
+                    [2, 1, 1],
+                    [0, 0, 0],
+                    device,
+                )),
             ),
         };
-        Self { resample, time_conv, mode }
+        Self {
+            resample,
+            time_conv,
+            mode,
+        }
     }
 
     /// The mode.
@@ -70,11 +99,19 @@ impl<B: Backend> WanResample<B> {
                 let [b, c, t, h, w] = x.dims();
                 let y = time_conv.forward_cached(x, slot);
                 // [b, 2c, t, ..] = (half 0, half 1) per frame -> interleaved [b, c, 2t, ..]
-                x = y.reshape([b, 2, c, t, h, w]).permute([0, 2, 3, 1, 4, 5]).reshape([b, c, 2 * t, h, w]);
+                x = if host::applies(&y) {
+                    host::interleave_halves(y)
+                } else {
+                    y.reshape([b, 2, c, t, h, w])
+                        .permute([0, 2, 3, 1, 4, 5])
+                        .reshape([b, c, 2 * t, h, w])
+                };
             }
         }
         x = match self.mode {
-            ResampleMode::Upsample2d | ResampleMode::Upsample3d => self.resample.forward(upsample_nearest2x(x)),
+            ResampleMode::Upsample2d | ResampleMode::Upsample3d => {
+                self.resample.forward_upsampled(x)
+            }
             ResampleMode::Downsample2d | ResampleMode::Downsample3d => self.resample.forward(x),
         };
         if let (ResampleMode::Downsample3d, Some(time_conv)) = (self.mode, &self.time_conv) {
@@ -85,31 +122,36 @@ impl<B: Backend> WanResample<B> {
                     x = time_conv.forward(Tensor::cat(vec![prev.clone(), x], 2));
                     *slot = CacheSlot::Frames(next);
                 }
-                CacheSlot::Fresh | CacheSlot::Skipped => *slot = CacheSlot::Frames(last_frames(None, x.clone(), 1)),
+                CacheSlot::Fresh | CacheSlot::Skipped => {
+                    *slot = CacheSlot::Frames(last_frames(None, x.clone(), 1))
+                }
             }
         }
         x
     }
 }
 
-/// Nearest-neighbour 2x up-sampling of `h` and `w` (equal to upstream's `nearest-exact` at scale 2).
-fn upsample_nearest2x<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 5> {
-    let [b, c, t, h, w] = x.dims();
-    x.reshape([b * c * t, h, 1, w, 1]).expand([b * c * t, h, 2, w, 2]).reshape([b, c, t, 2 * h, 2 * w])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::TestBackend;
+    use crate::vae::causal_conv::upsample_nearest2x;
     use burn::tensor::TensorData;
 
     #[test]
     fn nearest_upsampling_repeats_pixels() {
         let device = Default::default();
-        let x = Tensor::<TestBackend, 5>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 1, 2, 2]), &device);
-        let y = upsample_nearest2x(x).into_data().to_vec::<f32>().unwrap_or_default();
-        let expected = [1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.];
+        let x = Tensor::<TestBackend, 5>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 1, 2, 2]),
+            &device,
+        );
+        let y = upsample_nearest2x(x)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        let expected = [
+            1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.,
+        ];
         assert_eq!(y, expected);
     }
 }
