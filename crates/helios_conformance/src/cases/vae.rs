@@ -46,7 +46,8 @@ fn check<B: Backend>(
 }
 
 /// Runs the case against the checkpoint's `vae/`.
-pub fn run<B: Backend>(fixture_dir: &Path, case: &Case, device: &B::Device) -> Result<Outcome> {
+pub fn run<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Result<Outcome> {
+    let case = &Case::open(fixture_dir, "vae")?;
     let vae = WanVae::<B>::load(&fixture_dir.join("vae"), device)?;
     let mut lines = Vec::new();
 
