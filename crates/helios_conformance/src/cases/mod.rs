@@ -3,6 +3,7 @@
 mod scheduler;
 mod text_encoder;
 mod transformer;
+mod vae;
 
 use std::path::Path;
 
@@ -19,6 +20,7 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
         "transformer_full" => transformer::full::<B>(fixture_dir, device),
         "transformer_intermediates" => transformer::intermediates::<B>(fixture_dir, device),
         "transformer_pyramid_odd" => transformer::pyramid_odd::<B>(fixture_dir, device),
+        "vae" => vae::run::<B>(fixture_dir, device),
         _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
     }
 }
