@@ -299,3 +299,91 @@ impl<B: Backend> WanVae<B> {
         Ok(Posterior { mean, logvar })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestBackend;
+
+    type B = TestBackend;
+
+    fn tiny() -> WanVae<B> {
+        let config: VaeConfig = serde_json::from_value(serde_json::json!({
+            "base_dim": 4, "z_dim": 4, "dim_mult": [1, 1, 1, 1], "num_res_blocks": 1,
+            "latents_mean": [0.5, -0.5, 1.0, 0.0], "latents_std": [2.0, 1.5, 1.0, 3.0],
+        }))
+        .unwrap_or_else(|e| panic!("config: {e}"));
+        WanVae::from_parts(AutoencoderKLWan::new(&config, &Default::default()), config)
+    }
+
+    #[test]
+    fn decode_and_encode_shapes() {
+        let vae = tiny();
+        let device = Default::default();
+        let video = vae
+            .decode(Tensor::<B, 5>::zeros([1, 4, 3, 2, 3], &device))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(video.dims(), [1, 3, 9, 16, 24]);
+        let posterior = vae
+            .encode(Tensor::<B, 5>::zeros([2, 3, 6, 16, 8], &device))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // 1 + (6 - 1) / 4 = 2 latent frames: the frame past the last group of 4 is dropped.
+        assert_eq!(posterior.mean.dims(), [2, 4, 2, 2, 1]);
+        assert_eq!(posterior.logvar.dims(), [2, 4, 2, 2, 1]);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let vae = tiny();
+        let device = Default::default();
+        assert!(matches!(
+            vae.decode(Tensor::<B, 5>::zeros([1, 5, 1, 2, 2], &device)),
+            Err(Error::Shape { .. })
+        ));
+        assert!(matches!(
+            vae.decode(Tensor::<B, 5>::zeros([1, 4, 0, 2, 2], &device)),
+            Err(Error::Shape { .. })
+        ));
+        assert!(matches!(
+            vae.encode(Tensor::<B, 5>::zeros([1, 3, 1, 12, 16], &device)),
+            Err(Error::Shape { .. })
+        ));
+        assert!(matches!(
+            vae.encode(Tensor::<B, 5>::zeros([1, 4, 1, 16, 16], &device)),
+            Err(Error::Shape { .. })
+        ));
+        assert!(matches!(
+            vae.encode(Tensor::<B, 5>::zeros([1, 3, 0, 16, 16], &device)),
+            Err(Error::Shape { .. })
+        ));
+        let posterior = Posterior {
+            mean: Tensor::<B, 5>::zeros([1, 4, 1, 2, 2], &device),
+            logvar: Tensor::zeros([1, 4, 1, 2, 2], &device),
+        };
+        assert!(matches!(
+            posterior.sample(Tensor::zeros([1, 4, 2, 2, 2], &device)),
+            Err(Error::Shape { .. })
+        ));
+    }
+
+    #[test]
+    fn normalisation_round_trips_in_reciprocal_form() {
+        let vae = tiny();
+        let device = Default::default();
+        let z = Tensor::<B, 5>::ones([1, 4, 1, 1, 1], &device);
+        let n = vae.normalize(z.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let expected = [
+            (1.0 - 0.5) * (1.0 / 2.0f32),
+            (1.0 + 0.5) * (1.0 / 1.5f32),
+            0.0,
+            1.0 * (1.0 / 3.0f32),
+        ];
+        assert_eq!(
+            n.clone().into_data().to_vec::<f32>().unwrap_or_default(),
+            expected
+        );
+        let back = vae.denormalize(n).unwrap_or_else(|e| panic!("{e}"));
+        back.into_data()
+            .assert_approx_eq::<f32>(&z.into_data(), burn::tensor::Tolerance::absolute(1e-6));
+    }
+}
