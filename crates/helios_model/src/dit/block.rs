@@ -11,7 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::attention::{HeliosAttention, Rotary};
-use super::embed::gelu_tanh;
+use crate::ops::gelu_tanh;
 use super::precision::Precision;
 use crate::weights::lazy_zeros;
 

@@ -12,13 +12,8 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::precision::Precision;
 use crate::error::{Error, Result};
+use crate::ops::gelu_tanh;
 use crate::weights::lazy_zeros;
-
-/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, torch's `gelu(approximate="tanh")`.
-pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
-    x.clone().mul(inner.tanh().add_scalar(1.0)).mul_scalar(0.5)
-}
 
 /// A `Conv3d` whose kernel equals its stride: a patchifier. Computed as a reshape and one matmul,
 /// which is exact and far faster than a generic convolution.

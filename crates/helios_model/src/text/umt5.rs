@@ -163,15 +163,8 @@ impl<B: Backend> UMT5DenseGatedActDense<B> {
     }
 }
 
-/// transformers `NewGELUActivation` (`gelu_new`):
-/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
-pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let c = (2.0 / std::f64::consts::PI).sqrt();
-    // x*x*x rather than powf: WGSL `pow` is undefined for negative bases.
-    let cube = x.clone() * x.clone() * x.clone();
-    let inner = (x.clone() + cube * 0.044715) * c;
-    x * 0.5 * (inner.tanh() + 1.0)
-}
+/// transformers `NewGELUActivation` (`gelu_new`) is the tanh GELU.
+use crate::ops::gelu_tanh;
 
 /// Port of transformers `UMT5LayerFF`: pre-norm gated FFN with a residual.
 #[derive(Module, Debug)]
