@@ -163,7 +163,7 @@ impl<B: Backend> UMT5DenseGatedActDense<B> {
     }
 }
 
-/// transformers `NewGELUActivation` (`gelu_new`) is the tanh GELU.
+// transformers `NewGELUActivation` (`gelu_new`) is the tanh GELU.
 use crate::ops::gelu_tanh;
 
 /// Port of transformers `UMT5LayerFF`: pre-norm gated FFN with a residual.
