@@ -31,7 +31,7 @@ pub enum Sampling {
 
 /// One DiT call as it happened (for progress reporting and conformance).
 #[derive(Debug, Clone)]
-pub struct DitCall {
+pub struct DitCall<B: Backend> {
     /// Pyramid stage.
     pub stage: usize,
     /// Step within the stage.
@@ -40,6 +40,10 @@ pub struct DitCall {
     pub steps_in_stage: usize,
     /// The timestep passed to the DiT.
     pub timestep: f64,
+    /// The noisy latents the DiT saw.
+    pub hidden_states: Tensor<B, 5>,
+    /// The (guided) velocity that went into the scheduler step.
+    pub velocity: Tensor<B, 5>,
 }
 
 /// Everything one chunk's denoising needs besides its noise.
@@ -100,12 +104,12 @@ impl<B: Backend> ChunkDenoiser<'_, B> {
 
     /// Denoises one chunk. `shape` is the full-resolution latent shape `[b, c, t, h, w]`; draws come
     /// from `noise` in the reference order (chunk noise, then one block-noise draw per later stage);
-    /// `on_call` sees each DiT call before it runs.
+    /// `on_call` sees each DiT call after it ran (cheap: the tensors are shared, not copied).
     pub fn run(
         &self,
         shape: [usize; 5],
         noise: &mut dyn NoiseSource,
-        on_call: &mut dyn FnMut(&DitCall),
+        on_call: &mut dyn FnMut(&DitCall<B>),
     ) -> Result<Tensor<B, 5>> {
         let device = self.cond.device();
         let patch = self.dit.config().patch_size;
@@ -163,9 +167,16 @@ impl<B: Backend> ChunkDenoiser<'_, B> {
                     Sampling::SingleStage => step.timestep,
                     Sampling::Pyramid => step.timestep_i64 as f64,
                 };
-                on_call(&DitCall { stage, step: i, steps_in_stage: schedule.len(), timestep });
-                let v = self.velocity(&latents, timestep, stage, i)?;
-                latents = self.scheduler.step(&schedule, &mut state, v, latents)?;
+                let velocity = self.velocity(&latents, timestep, stage, i)?;
+                on_call(&DitCall {
+                    stage,
+                    step: i,
+                    steps_in_stage: schedule.len(),
+                    timestep,
+                    hidden_states: latents.clone(),
+                    velocity: velocity.clone(),
+                });
+                latents = self.scheduler.step(&schedule, &mut state, velocity, latents)?;
             }
         }
         Ok(latents)
