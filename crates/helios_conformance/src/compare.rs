@@ -48,20 +48,11 @@ impl fmt::Display for CheckLine {
 }
 
 fn to_f32(data: &TensorData) -> Vec<f32> {
-    data.clone()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .unwrap_or_default()
+    data.clone().convert::<f32>().to_vec::<f32>().unwrap_or_default()
 }
 
 /// Compares `port` with `golden` at `tol`.
-pub fn compare(
-    case: &str,
-    tensor: &str,
-    port: &TensorData,
-    golden: &TensorData,
-    tol: &Tolerance,
-) -> CheckLine {
+pub fn compare(case: &str, tensor: &str, port: &TensorData, golden: &TensorData, tol: &Tolerance) -> CheckLine {
     let mut line = CheckLine {
         case: case.to_string(),
         tensor: tensor.to_string(),
@@ -73,10 +64,7 @@ pub fn compare(
         note: None,
     };
     if port.shape != golden.shape {
-        line.note = Some(format!(
-            "shape {:?} vs golden {:?}",
-            port.shape, golden.shape
-        ));
+        line.note = Some(format!("shape {:?} vs golden {:?}", port.shape, golden.shape));
         return line;
     }
     let (a, b) = (to_f32(port), to_f32(golden));
@@ -93,11 +81,7 @@ pub fn compare(
         ref2 += y * y;
     }
     line.max_abs = max_abs;
-    line.rel_l2 = if ref2 > 0.0 {
-        (diff2 / ref2).sqrt()
-    } else {
-        diff2.sqrt()
-    };
+    line.rel_l2 = if ref2 > 0.0 { (diff2 / ref2).sqrt() } else { diff2.sqrt() };
     if !finite {
         line.note = Some("non-finite values".into());
         line.max_abs = f64::INFINITY;
@@ -111,12 +95,7 @@ mod tests {
     use super::*;
 
     fn tol() -> Tolerance {
-        Tolerance {
-            what: "t".into(),
-            tensors: vec![],
-            max_abs: 1e-3,
-            rel_l2: 1e-3,
-        }
+        Tolerance { what: "t".into(), tensors: vec![], max_abs: 1e-3, rel_l2: 1e-3 }
     }
 
     #[test]

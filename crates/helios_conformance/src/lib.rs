@@ -48,16 +48,12 @@ pub enum Outcome {
 /// The case names of a fixture set: the stems of `cases/*.json`, sorted.
 pub fn case_names(fixture_dir: &Path) -> Result<Vec<String>> {
     let dir = fixture_dir.join("cases");
-    let entries = std::fs::read_dir(&dir).map_err(|e| ConformanceError::Case {
-        path: dir.clone(),
-        message: e.to_string(),
-    })?;
+    let entries = std::fs::read_dir(&dir).map_err(|e| ConformanceError::Case { path: dir.clone(), message: e.to_string() })?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let p = e.path();
-            (p.extension().is_some_and(|x| x == "json"))
-                .then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))?
+            (p.extension().is_some_and(|x| x == "json")).then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))?
         })
         .collect();
     names.sort();

@@ -14,10 +14,7 @@ use crate::error::{Error, Result};
 /// Reads and parses one JSON file.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.to_path_buf(), source })
 }
 
 /// `transformer/config.json` of `HeliosTransformer3DModel` (diffusers 0.42.1 defaults).
@@ -135,16 +132,12 @@ impl TransformerConfig {
     pub fn validate(&self, path: &Path) -> Result<()> {
         let bad = |m: String| Err(Error::config(path, m));
         if self.num_attention_heads == 0 || self.attention_head_dim == 0 || self.num_layers == 0 {
-            return bad(
-                "num_attention_heads, attention_head_dim and num_layers must be > 0".into(),
-            );
+            return bad("num_attention_heads, attention_head_dim and num_layers must be > 0".into());
         }
         if self.patch_size.contains(&0) {
             return bad(format!("patch_size {:?} has a zero", self.patch_size));
         }
-        if self.rope_dim.iter().sum::<usize>() != self.attention_head_dim
-            || self.rope_dim.iter().any(|d| d % 2 != 0)
-        {
+        if self.rope_dim.iter().sum::<usize>() != self.attention_head_dim || self.rope_dim.iter().any(|d| d % 2 != 0) {
             return bad(format!(
                 "rope_dim {:?} must be even and sum to attention_head_dim {}",
                 self.rope_dim, self.attention_head_dim
@@ -153,9 +146,7 @@ impl TransformerConfig {
         if let Some(q) = &self.qk_norm
             && q != "rms_norm_across_heads"
         {
-            return bad(format!(
-                "qk_norm `{q}` is not supported (only rms_norm_across_heads)"
-            ));
+            return bad(format!("qk_norm `{q}` is not supported (only rms_norm_across_heads)"));
         }
         if self.added_kv_proj_dim.is_some() {
             return bad("added_kv_proj_dim is not supported by Helios".into());
@@ -164,10 +155,7 @@ impl TransformerConfig {
             return bad("has_multi_term_memory_patch = false is not supported".into());
         }
         if !matches!(self.history_scale_mode.as_str(), "per_head" | "scalar") {
-            return bad(format!(
-                "history_scale_mode `{}` is not per_head or scalar",
-                self.history_scale_mode
-            ));
+            return bad(format!("history_scale_mode `{}` is not per_head or scalar", self.history_scale_mode));
         }
         Ok(())
     }
@@ -250,28 +238,16 @@ impl VaeConfig {
     /// Checks the values the VAE relies on.
     pub fn validate(&self, path: &Path) -> Result<()> {
         if self.latents_mean.len() != self.z_dim || self.latents_std.len() != self.z_dim {
-            return Err(Error::config(
-                path,
-                format!(
-                    "latents_mean/latents_std must have z_dim = {} values",
-                    self.z_dim
-                ),
-            ));
+            return Err(Error::config(path, format!("latents_mean/latents_std must have z_dim = {} values", self.z_dim)));
         }
         if self.latents_std.contains(&0.0) {
             return Err(Error::config(path, "latents_std has a zero"));
         }
         if self.temperal_downsample.len() + 1 != self.dim_mult.len() {
-            return Err(Error::config(
-                path,
-                "temperal_downsample must have len(dim_mult) - 1 entries",
-            ));
+            return Err(Error::config(path, "temperal_downsample must have len(dim_mult) - 1 entries"));
         }
         if self.is_residual || self.patch_size.is_some() {
-            return Err(Error::config(
-                path,
-                "the Wan 2.2 residual / patchified VAE is not supported",
-            ));
+            return Err(Error::config(path, "the Wan 2.2 residual / patchified VAE is not supported"));
         }
         Ok(())
     }
@@ -326,23 +302,10 @@ impl TextEncoderConfig {
     /// Checks the values the encoder relies on.
     pub fn validate(&self, path: &Path) -> Result<()> {
         if self.feed_forward_proj != "gated-gelu" {
-            return Err(Error::config(
-                path,
-                format!(
-                    "feed_forward_proj `{}` is not supported (gated-gelu)",
-                    self.feed_forward_proj
-                ),
-            ));
+            return Err(Error::config(path, format!("feed_forward_proj `{}` is not supported (gated-gelu)", self.feed_forward_proj)));
         }
-        if self.num_heads == 0
-            || self.d_kv == 0
-            || self.num_layers == 0
-            || self.relative_attention_num_buckets < 2
-        {
-            return Err(Error::config(
-                path,
-                "num_heads, d_kv, num_layers must be > 0 and buckets >= 2",
-            ));
+        if self.num_heads == 0 || self.d_kv == 0 || self.num_layers == 0 || self.relative_attention_num_buckets < 2 {
+            return Err(Error::config(path, "num_heads, d_kv, num_layers must be > 0 and buckets >= 2"));
         }
         Ok(())
     }
@@ -462,43 +425,24 @@ impl SchedulerConfig {
 
     /// The shift type, with each class's default.
     pub fn shift_type(&self) -> TimeShiftType {
-        self.time_shift_type
-            .unwrap_or(if self.class_name == "HeliosDMDScheduler" {
-                TimeShiftType::Linear
-            } else {
-                TimeShiftType::Exponential
-            })
+        self.time_shift_type.unwrap_or(if self.class_name == "HeliosDMDScheduler" {
+            TimeShiftType::Linear
+        } else {
+            TimeShiftType::Exponential
+        })
     }
 
     /// Checks the values the schedulers rely on.
     pub fn validate(&self, path: &Path) -> Result<()> {
         self.class(path)?;
         if self.stages == 0 || self.stage_range.len() != self.stages + 1 {
-            return Err(Error::config(
-                path,
-                format!(
-                    "stage_range must have stages + 1 = {} values",
-                    self.stages + 1
-                ),
-            ));
+            return Err(Error::config(path, format!("stage_range must have stages + 1 = {} values", self.stages + 1)));
         }
         if self.prediction_type != "flow_prediction" {
-            return Err(Error::config(
-                path,
-                format!(
-                    "prediction_type `{}` is not supported",
-                    self.prediction_type
-                ),
-            ));
+            return Err(Error::config(path, format!("prediction_type `{}` is not supported", self.prediction_type)));
         }
-        if !matches!(
-            self.solver_type.as_str(),
-            "bh1" | "bh2" | "midpoint" | "heun" | "logrho"
-        ) {
-            return Err(Error::config(
-                path,
-                format!("solver_type `{}` is not supported", self.solver_type),
-            ));
+        if !matches!(self.solver_type.as_str(), "bh1" | "bh2" | "midpoint" | "heun" | "logrho") {
+            return Err(Error::config(path, format!("solver_type `{}` is not supported", self.solver_type)));
         }
         Ok(())
     }
@@ -558,12 +502,7 @@ pub struct HeliosCheckpoint {
     pub scheduler: SchedulerConfig,
 }
 
-fn expect_class(
-    path: &Path,
-    component: &str,
-    got: &(String, String),
-    expected: &[&'static str],
-) -> Result<()> {
+fn expect_class(path: &Path, component: &str, got: &(String, String), expected: &[&'static str]) -> Result<()> {
     if expected.contains(&got.1.as_str()) {
         Ok(())
     } else {
@@ -594,31 +533,11 @@ impl HeliosCheckpoint {
                 });
             }
         };
-        expect_class(
-            &index_path,
-            "transformer",
-            &index.transformer,
-            &["HeliosTransformer3DModel"],
-        )?;
+        expect_class(&index_path, "transformer", &index.transformer, &["HeliosTransformer3DModel"])?;
         expect_class(&index_path, "vae", &index.vae, &["AutoencoderKLWan"])?;
-        expect_class(
-            &index_path,
-            "text_encoder",
-            &index.text_encoder,
-            &["UMT5EncoderModel"],
-        )?;
-        expect_class(
-            &index_path,
-            "tokenizer",
-            &index.tokenizer,
-            &["T5TokenizerFast", "T5Tokenizer", "AutoTokenizer"],
-        )?;
-        expect_class(
-            &index_path,
-            "scheduler",
-            &index.scheduler,
-            &["HeliosScheduler", "HeliosDMDScheduler"],
-        )?;
+        expect_class(&index_path, "text_encoder", &index.text_encoder, &["UMT5EncoderModel"])?;
+        expect_class(&index_path, "tokenizer", &index.tokenizer, &["T5TokenizerFast", "T5Tokenizer", "AutoTokenizer"])?;
+        expect_class(&index_path, "scheduler", &index.scheduler, &["HeliosScheduler", "HeliosDMDScheduler"])?;
 
         let p = dir.join("transformer/config.json");
         let transformer: TransformerConfig = read_json(&p)?;
@@ -635,10 +554,7 @@ impl HeliosCheckpoint {
         if transformer.text_dim != text_encoder.d_model {
             return Err(Error::config(
                 dir.join("transformer/config.json"),
-                format!(
-                    "text_dim {} differs from the text encoder's d_model {}",
-                    transformer.text_dim, text_encoder.d_model
-                ),
+                format!("text_dim {} differs from the text encoder's d_model {}", transformer.text_dim, text_encoder.d_model),
             ));
         }
         Ok(Self {

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod dit;
 pub mod error;
+pub mod ops;
 pub mod pipeline;
 pub mod scheduler;
 pub mod text;

@@ -62,11 +62,7 @@ impl SafetensorsSet {
             let set = Self::open_files(part, index_path.clone(), &paths)?;
             for (key, file) in &index.weight_map {
                 if !set.entries.contains_key(key) {
-                    return Err(Error::MissingTensor {
-                        part,
-                        key: key.clone(),
-                        path: dir.join(file),
-                    });
+                    return Err(Error::MissingTensor { part, key: key.clone(), path: dir.join(file) });
                 }
             }
             Ok(set)
@@ -86,36 +82,19 @@ impl SafetensorsSet {
             // modified while it is loaded is outside what any loader can guard against.
             #[allow(unsafe_code)]
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-            let corrupt = |e: safetensors::SafeTensorError| Error::Safetensors {
-                path: path.clone(),
-                message: e.to_string(),
-            };
+            let corrupt = |e: safetensors::SafeTensorError| Error::Safetensors { path: path.clone(), message: e.to_string() };
             // Full validation: header, offsets, and that the data section matches the file length.
             SafeTensors::deserialize(&mmap).map_err(corrupt)?;
             let (header_len, meta) = SafeTensors::read_metadata(&mmap).map_err(corrupt)?;
             for (name, info) in meta.tensors() {
                 entries.insert(
                     name,
-                    Entry {
-                        shard: i,
-                        dtype: info.dtype,
-                        shape: info.shape.clone(),
-                        offsets: info.data_offsets,
-                    },
+                    Entry { shard: i, dtype: info.dtype, shape: info.shape.clone(), offsets: info.data_offsets },
                 );
             }
-            shards.push(Shard {
-                path: path.clone(),
-                mmap,
-                data_start: 8 + header_len,
-            });
+            shards.push(Shard { path: path.clone(), mmap, data_start: 8 + header_len });
         }
-        Ok(Self {
-            part,
-            location,
-            shards,
-            entries,
-        })
+        Ok(Self { part, location, shards, entries })
     }
 
     /// The model part this set belongs to.
@@ -150,17 +129,12 @@ impl SafetensorsSet {
 
     /// Total bytes of all tensors.
     pub fn total_bytes(&self) -> usize {
-        self.entries
-            .values()
-            .map(|e| e.offsets.1 - e.offsets.0)
-            .sum()
+        self.entries.values().map(|e| e.offsets.1 - e.offsets.0).sum()
     }
 
     /// The file holding a tensor.
     pub fn file_of(&self, key: &str) -> Option<&Path> {
-        self.entries
-            .get(key)
-            .map(|e| self.shards[e.shard].path.as_path())
+        self.entries.get(key).map(|e| self.shards[e.shard].path.as_path())
     }
 
     /// Reads a tensor, converted to float32 (from bf16, f16, f32 or f64).
@@ -171,26 +145,14 @@ impl SafetensorsSet {
             path: self.location.clone(),
         })?;
         let shard = &self.shards[entry.shard];
-        let bytes =
-            &shard.mmap[shard.data_start + entry.offsets.0..shard.data_start + entry.offsets.1];
+        let bytes = &shard.mmap[shard.data_start + entry.offsets.0..shard.data_start + entry.offsets.1];
         let values: Vec<f32> = match entry.dtype {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             Dtype::F64 => bytes
                 .chunks_exact(8)
-                .map(|b| {
-                    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
-                })
+                .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
                 .collect(),
             other => {
                 return Err(Error::UnsupportedDtype {
@@ -211,17 +173,10 @@ impl SafetensorsSet {
             path: self.location.clone(),
         })?;
         let shard = &self.shards[entry.shard];
-        let bytes =
-            &shard.mmap[shard.data_start + entry.offsets.0..shard.data_start + entry.offsets.1];
+        let bytes = &shard.mmap[shard.data_start + entry.offsets.0..shard.data_start + entry.offsets.1];
         let values: Vec<i64> = match entry.dtype {
-            Dtype::I64 => bytes
-                .chunks_exact(8)
-                .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-                .collect(),
-            Dtype::I32 => bytes
-                .chunks_exact(4)
-                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
-                .collect(),
+            Dtype::I64 => bytes.chunks_exact(8).map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect(),
+            Dtype::I32 => bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
             Dtype::U8 | Dtype::BOOL => bytes.iter().map(|&b| b as i64).collect(),
             other => {
                 return Err(Error::UnsupportedDtype {
@@ -248,11 +203,7 @@ pub struct KeyMap {
 impl KeyMap {
     /// A map with substring rules `(burn, checkpoint)`.
     pub fn new(rules: &[(&'static str, &'static str)]) -> Self {
-        Self {
-            rules: rules.to_vec(),
-            prefix: "",
-            ignore_unused: Vec::new(),
-        }
+        Self { rules: rules.to_vec(), prefix: "", ignore_unused: Vec::new() }
     }
 
     /// Prepends `prefix` to every checkpoint key.
@@ -327,11 +278,7 @@ impl<B: Backend> Loader<'_, B> {
         (self.map.checkpoint_key(&segments.join(".")), transpose)
     }
 
-    fn load<const D: usize>(
-        &mut self,
-        shape: &[usize],
-        device: &B::Device,
-    ) -> Option<Tensor<B, D>> {
+    fn load<const D: usize>(&mut self, shape: &[usize], device: &B::Device) -> Option<Tensor<B, D>> {
         if self.error.is_some() {
             return None;
         }
@@ -344,19 +291,11 @@ impl<B: Backend> Loader<'_, B> {
             }
         };
         let stored = data.shape.to_vec();
-        let expected: Vec<usize> = if transpose && D == 2 {
-            vec![shape[1], shape[0]]
-        } else {
-            shape.to_vec()
-        };
+        let expected: Vec<usize> = if transpose && D == 2 { vec![shape[1], shape[0]] } else { shape.to_vec() };
         if stored != expected {
             self.error = Some(Error::TensorShape {
                 part: self.set.part,
-                path: self
-                    .set
-                    .file_of(&key)
-                    .unwrap_or(self.set.location())
-                    .to_path_buf(),
+                path: self.set.file_of(&key).unwrap_or(self.set.location()).to_path_buf(),
                 key,
                 expected,
                 got: stored,
@@ -369,11 +308,7 @@ impl<B: Backend> Loader<'_, B> {
             tensor = tensor.transpose();
         }
         self.used.insert(key);
-        (self.progress)(LoadProgress {
-            loaded: self.used.len(),
-            total: self.set.entries.len(),
-            bytes: self.bytes,
-        });
+        (self.progress)(LoadProgress { loaded: self.used.len(), total: self.set.entries.len(), bytes: self.bytes });
         Some(tensor)
     }
 }
@@ -437,23 +372,33 @@ pub fn load_module<B: Backend, M: Module<B>>(
         }
     }
     if !unexpected.is_empty() {
-        return Err(Error::UnexpectedTensors {
-            part: set.part,
-            path: set.location.clone(),
-            keys: unexpected,
-        });
+        return Err(Error::UnexpectedTensors { part: set.part, path: set.location.clone(), keys: unexpected });
     }
-    tracing::debug!(
-        part = set.part,
-        tensors = loader.used.len(),
-        bytes = loader.bytes,
-        "weights loaded"
-    );
-    Ok((
-        module,
-        LoadReport {
-            applied: loader.used.into_iter().collect(),
-            ignored,
-        },
-    ))
+    tracing::debug!(part = set.part, tensors = loader.used.len(), bytes = loader.bytes, "weights loaded");
+    Ok((module, LoadReport { applied: loader.used.into_iter().collect(), ignored }))
+}
+
+/// A lazily zero-initialised parameter: nothing is allocated until the loader replaces it (or the
+/// value is first read).
+pub fn lazy_zeros<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Param<Tensor<B, D>> {
+    Param::uninitialized(
+        burn::module::ParamId::new(),
+        move |d, _| Tensor::zeros(shape, d),
+        device.clone(),
+        false,
+        shape.into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_map_applies_rules_in_order_then_the_prefix() {
+        let map = KeyMap::new(&[(".ffn.proj_in.", ".ffn.net.0.proj."), (".to_out.", ".to_out.0.")]).with_prefix("model.");
+        assert_eq!(map.checkpoint_key("blocks.3.ffn.proj_in.weight"), "model.blocks.3.ffn.net.0.proj.weight");
+        assert_eq!(map.checkpoint_key("blocks.0.attn1.to_out.bias"), "model.blocks.0.attn1.to_out.0.bias");
+        assert_eq!(map.checkpoint_key("proj_out.weight"), "model.proj_out.weight");
+    }
 }

@@ -1,5 +1,10 @@
 //! Dispatch of case names to the code that runs them; one file per model part.
 
+mod scheduler;
+mod text_encoder;
+mod transformer;
+mod vae;
+
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -7,9 +12,15 @@ use burn::tensor::backend::Backend;
 use crate::{Outcome, Result};
 
 /// Runs the case `name`.
-pub fn run<B: Backend>(fixture_dir: &Path, name: &str, _device: &B::Device) -> Result<Outcome> {
-    let _ = fixture_dir;
-    Ok(Outcome::Skipped(format!(
-        "case `{name}` is not covered by this port yet"
-    )))
+pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
+    match name {
+        "scheduler_steps" => scheduler::run_steps::<B>(fixture_dir, device),
+        "scheduler_tables" => scheduler::run_tables(fixture_dir),
+        "text_encoder" => text_encoder::run::<B>(fixture_dir, device),
+        "transformer_full" => transformer::full::<B>(fixture_dir, device),
+        "transformer_intermediates" => transformer::intermediates::<B>(fixture_dir, device),
+        "transformer_pyramid_odd" => transformer::pyramid_odd::<B>(fixture_dir, device),
+        "vae" => vae::run::<B>(fixture_dir, device),
+        _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
+    }
 }

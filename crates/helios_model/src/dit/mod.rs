@@ -1,1 +1,19 @@
-//! (in progress)
+//! The Helios DiT (`HeliosTransformer3DModel`): one file per piece.
+//!
+//! - [`embed`]: patch, timestep and text embeddings
+//! - [`rope`]: 3-axis RoPE tables, pooled for the compacted history
+//! - [`memory`]: short / mid / long history compaction (Helios' multi-term memory)
+//! - [`attention`], [`block`]: the transformer block
+//! - [`model`]: the whole model, loading and forward
+
+pub mod attention;
+pub mod block;
+pub mod embed;
+pub mod memory;
+pub mod model;
+pub mod precision;
+pub mod rope;
+
+pub use memory::{History, HistoryTerm};
+pub use model::{DitInput, HeliosTransformer3DModel, Tap};
+pub use precision::Precision;

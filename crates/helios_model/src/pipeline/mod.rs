@@ -1,1 +1,31 @@
-//! (in progress)
+//! Generation, from a loaded checkpoint to decoded frames.
+//!
+//! - [`model`]: [`HeliosPipeline`], the loaded parts with the checkpoint's defaults and request
+//!   validation;
+//! - [`conditioning`]: the I2V / V2V image and video latents;
+//! - [`history`]: the fixed history window and its long / mid / 1x split;
+//! - [`prompt`]: prompt embeddings, cached, and prompt switches interpolated over chunks;
+//! - [`denoise`]: the per-chunk denoising loop (single-stage or pyramid) shared by every mode;
+//! - [`noise`]: the pluggable noise source (seeded for users, replayed for conformance);
+//! - [`stream`]: [`ChunkStream`], the streaming generator a game drives chunk by chunk;
+//! - [`video`]: the batch pipelines, a stream run for a fixed number of chunks;
+//! - [`frames`]: decoded frames and their 8-bit conversion.
+
+pub mod conditioning;
+pub mod denoise;
+pub mod frames;
+pub mod history;
+pub mod model;
+pub mod noise;
+pub mod prompt;
+pub mod stream;
+pub mod video;
+
+pub use conditioning::{Conditioning, ConditioningNoise};
+pub use denoise::{ChunkDenoiser, DitCall, Sampling};
+pub use frames::Frames;
+pub use history::{HistoryBuffer, HistoryLayout};
+pub use model::{HeliosPipeline, Part};
+pub use noise::{DrawKind, NoiseSource, RecordedDraw, ReplayNoise, SeededNoise};
+pub use stream::{ChunkStream, StreamRequest, VideoChunk};
+pub use video::{GeneratedVideo, VideoPlan};

@@ -1,0 +1,22 @@
+//! The DiT golden cases on NdArray and on wgpu (lavapipe where there is no GPU).
+
+mod common;
+
+use burn::backend::{NdArray, Wgpu};
+use common::assert_case;
+
+const CASES: [&str; 3] = ["transformer_full", "transformer_intermediates", "transformer_pyramid_odd"];
+
+#[test]
+fn transformer_cases_ndarray() {
+    for case in CASES {
+        assert_case::<NdArray<f32>>(case, &Default::default());
+    }
+}
+
+#[test]
+fn transformer_cases_wgpu() {
+    for case in CASES {
+        assert_case::<Wgpu>(case, &Default::default());
+    }
+}

@@ -1,0 +1,18 @@
+//! The `vae` golden case (Wan VAE decode and encode) on NdArray and on wgpu (lavapipe where there is
+//! no GPU): every check line must be OK.
+
+mod common;
+
+use burn::backend::wgpu::WgpuDevice;
+use burn::backend::{NdArray, Wgpu};
+use common::assert_case;
+
+#[test]
+fn vae_ndarray() {
+    assert_case::<NdArray<f32>>("vae", &Default::default());
+}
+
+#[test]
+fn vae_wgpu() {
+    assert_case::<Wgpu>("vae", &WgpuDevice::default());
+}

@@ -1,0 +1,699 @@
+//! The float64 timestep / sigma tables shared by both Helios schedulers.
+//!
+//! Port of the table code common to diffusers `HeliosScheduler` and `HeliosDMDScheduler`
+//! (`init_sigmas`, `init_sigmas_for_each_stage`, `set_timesteps`, `time_shift`; scheduling_helios.py and
+//! scheduling_helios_dmd.py, diffusers 0.42.1) and of the pipelines' `calculate_shift`.
+//!
+//! Everything here is `f64` and follows the reference operation by operation (including numpy's
+//! `linspace`), so that the tables match `scheduler_tables.json` to the last few ulps.
+
+use std::path::PathBuf;
+
+use crate::config::{SchedulerConfig, TimeShiftType};
+use crate::error::{Error, Result};
+
+/// `np.linspace(start, stop, num)` (endpoint included), reproducing numpy's arithmetic:
+/// `i * step + start` with `step = (stop - start) / (num - 1)` and the last value set to `stop`.
+pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    match num {
+        0 => Vec::new(),
+        1 => vec![start],
+        _ => {
+            let div = (num - 1) as f64;
+            let delta = stop - start;
+            let step = delta / div;
+            let mut y: Vec<f64> = if step == 0.0 {
+                (0..num).map(|i| (i as f64 / div) * delta + start).collect()
+            } else {
+                (0..num).map(|i| i as f64 * step + start).collect()
+            };
+            y[num - 1] = stop;
+            y
+        }
+    }
+}
+
+/// The constants of the pipelines' `calculate_shift` (diffusers reads them from the scheduler config
+/// with these defaults; the Helios scheduler configs do not set them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftParams {
+    /// `base_image_seq_len` (256).
+    pub base_image_seq_len: usize,
+    /// `max_image_seq_len` (4096).
+    pub max_image_seq_len: usize,
+    /// `base_shift` (0.5).
+    pub base_shift: f64,
+    /// `max_shift` (1.15).
+    pub max_shift: f64,
+}
+
+impl Default for ShiftParams {
+    fn default() -> Self {
+        Self {
+            base_image_seq_len: 256,
+            max_image_seq_len: 4096,
+            base_shift: 0.5,
+            max_shift: 1.15,
+        }
+    }
+}
+
+/// `calculate_shift(image_seq_len, ...)`: mu grows linearly with the token count.
+pub fn calculate_shift(image_seq_len: usize, params: &ShiftParams) -> f64 {
+    let m = (params.max_shift - params.base_shift)
+        / (params.max_image_seq_len as f64 - params.base_image_seq_len as f64);
+    let b = params.base_shift - m * params.base_image_seq_len as f64;
+    image_seq_len as f64 * m + b
+}
+
+/// The token count the pipelines feed to [`calculate_shift`]: `t * h * w // (pt * ph * pw)` of the
+/// latents `[b, c, t, h, w]` the pipeline holds when it calls `set_timesteps`.
+pub fn image_seq_len(frames: usize, height: usize, width: usize, patch_size: [usize; 3]) -> usize {
+    let patch = patch_size.iter().product::<usize>().max(1);
+    frames * height * width / patch
+}
+
+/// `time_shift(mu, 1.0, s)`: linear `mu / (mu + (1/s - 1))` or exponential `e^mu / (e^mu + (1/s - 1))`.
+/// `s = 0` maps to 0 (as in torch: `1/0 = inf`).
+pub fn time_shift(kind: TimeShiftType, mu: f64, s: f64) -> f64 {
+    let odds = 1.0 / s - 1.0;
+    match kind {
+        TimeShiftType::Linear => mu / (mu + odds),
+        TimeShiftType::Exponential => {
+            let e = mu.exp();
+            e / (e + odds)
+        }
+    }
+}
+
+/// Where the config error is reported (the scheduler only sees the parsed config).
+fn config_path() -> PathBuf {
+    PathBuf::from("scheduler/scheduler_config.json")
+}
+
+/// The fixed per-stage ranges of one pyramid stage (`init_sigmas_for_each_stage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageRange {
+    /// `ori_start_sigmas[s]`: the global sigma at the stage's start index.
+    pub ori_start_sigma: f64,
+    /// `start_sigmas[s]`: `ori_start_sigma`, corrected for the re-noise for `s > 0`.
+    pub start_sigma: f64,
+    /// `end_sigmas[s]`.
+    pub end_sigma: f64,
+    /// `timestep_ratios[s]`: the stage's share of the flow, `(start, end)` in [0, 1).
+    pub timestep_ratio: (f64, f64),
+    /// `timesteps_per_stage[s][0]`.
+    pub timestep_first: f64,
+    /// `timesteps_per_stage[s][-1]`.
+    pub timestep_last: f64,
+    /// `timesteps_per_stage[s].max()`.
+    pub timestep_max: f64,
+    /// `timesteps_per_stage[s].min()`.
+    pub timestep_min: f64,
+    /// `sigmas_per_stage[s][0]` (0.999).
+    pub sigma_first: f64,
+    /// `sigmas_per_stage[s][-1]` (0.000999).
+    pub sigma_last: f64,
+}
+
+/// The stage re-noise of a pyramid stage transition: `x = alpha * up(x) + beta * block_noise`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Renoise {
+    /// Scale of the upsampled latents.
+    pub alpha: f64,
+    /// Scale of the block noise.
+    pub beta: f64,
+}
+
+/// What `set_timesteps` needs from the scheduler config, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableConfig {
+    /// Training timesteps (1000).
+    pub num_train_timesteps: usize,
+    /// Static shift (must be 1 with dynamic shifting).
+    pub shift: f64,
+    /// Stage boundaries, `stages + 1` values in [0, 1].
+    pub stage_range: Vec<f64>,
+    /// Re-noise parameter.
+    pub gamma: f64,
+    /// Resolution-dependent shift `mu`.
+    pub use_dynamic_shifting: bool,
+    /// Linear or exponential shift.
+    pub time_shift_type: TimeShiftType,
+}
+
+impl TableConfig {
+    /// Takes the table fields of a scheduler config and checks them.
+    pub fn from_config(config: &SchedulerConfig) -> Result<Self> {
+        let bad = |m: String| Err(Error::config(config_path(), m));
+        if config.num_train_timesteps < 2 {
+            return bad(format!(
+                "num_train_timesteps must be >= 2, got {}",
+                config.num_train_timesteps
+            ));
+        }
+        if config.stages == 0 || config.stage_range.len() != config.stages + 1 {
+            return bad(format!(
+                "stage_range must have stages + 1 = {} values",
+                config.stages + 1
+            ));
+        }
+        let sorted = config.stage_range.windows(2).all(|w| w[0] <= w[1]);
+        let inside = config.stage_range.iter().all(|r| (0.0..=1.0).contains(r));
+        if !sorted || !inside || config.stage_range[config.stages - 1] >= 1.0 {
+            return bad(format!(
+                "stage_range {:?} must be non-decreasing in [0, 1] with every stage starting below 1",
+                config.stage_range
+            ));
+        }
+        if !(config.gamma > 0.0 && config.gamma.is_finite()) {
+            return bad(format!("gamma must be > 0, got {}", config.gamma));
+        }
+        if !(config.shift > 0.0 && config.shift.is_finite()) {
+            return bad(format!("shift must be > 0, got {}", config.shift));
+        }
+        if config.use_dynamic_shifting && config.shift != 1.0 {
+            return bad(format!(
+                "use_dynamic_shifting needs shift = 1.0, got {}",
+                config.shift
+            ));
+        }
+        Ok(Self {
+            num_train_timesteps: config.num_train_timesteps,
+            shift: config.shift,
+            stage_range: config.stage_range.clone(),
+            gamma: config.gamma,
+            use_dynamic_shifting: config.use_dynamic_shifting,
+            time_shift_type: config.shift_type(),
+        })
+    }
+
+    /// Number of stages.
+    pub fn stages(&self) -> usize {
+        self.stage_range.len() - 1
+    }
+}
+
+/// How `set_timesteps` counts steps: UniPC uses `n` points, DMD `n + 1` (or `2n + 1` for the
+/// amplified first chunk) and then drops the last timestep and the second-to-last sigma.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepCounting {
+    /// `HeliosScheduler` (`scheduler_type` unipc / euler).
+    Plain,
+    /// `HeliosDMDScheduler`.
+    Dmd {
+        /// `is_amplify_first_chunk`: twice the steps.
+        amplify_first_chunk: bool,
+    },
+}
+
+/// One `set_timesteps` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimestepRequest {
+    /// Inference steps of this stage (before DMD's `+1` / `2n+1`).
+    pub num_steps: usize,
+    /// Pyramid stage (0 for single-stage schedulers).
+    pub stage: usize,
+    /// Dynamic-shift `mu` (required when the config has `use_dynamic_shifting`).
+    pub mu: Option<f64>,
+    /// DMD only: the amplified first chunk (2n + 1 points).
+    pub amplify_first_chunk: bool,
+    /// Single-stage only: explicit sigmas (HeliosPipeline passes `linspace(0.999, 0, n + 1)[:-1]`).
+    pub sigmas: Option<Vec<f64>>,
+}
+
+impl TimestepRequest {
+    /// `num_steps` steps of pyramid stage `stage`.
+    pub fn stage(num_steps: usize, stage: usize) -> Self {
+        Self {
+            num_steps,
+            stage,
+            mu: None,
+            amplify_first_chunk: false,
+            sigmas: None,
+        }
+    }
+
+    /// `num_steps` steps of a single-stage scheduler with the sigmas HeliosPipeline passes,
+    /// `linspace(0.999, 0, n + 1)[:-1]`.
+    pub fn single_stage(num_steps: usize) -> Self {
+        let mut sigmas = linspace(0.999, 0.0, num_steps + 1);
+        sigmas.pop();
+        Self {
+            num_steps,
+            stage: 0,
+            mu: None,
+            amplify_first_chunk: false,
+            sigmas: Some(sigmas),
+        }
+    }
+
+    /// Sets the dynamic-shift `mu`.
+    #[must_use]
+    pub fn with_mu(mut self, mu: f64) -> Self {
+        self.mu = Some(mu);
+        self
+    }
+
+    /// Sets DMD's amplified-first-chunk flag.
+    #[must_use]
+    pub fn amplified(mut self, amplify_first_chunk: bool) -> Self {
+        self.amplify_first_chunk = amplify_first_chunk;
+        self
+    }
+
+    /// Sets explicit single-stage sigmas.
+    #[must_use]
+    pub fn with_sigmas(mut self, sigmas: Vec<f64>) -> Self {
+        self.sigmas = Some(sigmas);
+        self
+    }
+}
+
+/// One denoising step of a [`StageSchedule`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScheduleStep {
+    /// Step index within the stage.
+    pub index: usize,
+    /// The scheduler's float64 timestep (HeliosPipeline passes this to the DiT).
+    pub timestep: f64,
+    /// `timestep.to(int64)` (truncation toward zero; pyramid pipelines pass this to the DiT).
+    pub timestep_i64: i64,
+    /// Sigma at this step.
+    pub sigma: f64,
+    /// Sigma after this step (0 after the last).
+    pub sigma_next: f64,
+}
+
+/// The result of `set_timesteps` for one stage: `timesteps` (n values) and `sigmas` (n + 1 values,
+/// the last one 0), all float64.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSchedule {
+    /// The stage.
+    pub stage: usize,
+    /// The `mu` it was shifted with.
+    pub mu: Option<f64>,
+    /// `scheduler.timesteps`.
+    pub timesteps: Vec<f64>,
+    /// `scheduler.sigmas` (one more than `timesteps`).
+    pub sigmas: Vec<f64>,
+}
+
+/// `f64 -> i64` as torch's `.to(torch.int64)`: truncation toward zero.
+pub fn truncate_timestep(t: f64) -> i64 {
+    t.trunc() as i64
+}
+
+impl StageSchedule {
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.timesteps.len()
+    }
+
+    /// No steps.
+    pub fn is_empty(&self) -> bool {
+        self.timesteps.is_empty()
+    }
+
+    /// `timesteps.to(int64)`.
+    pub fn timesteps_i64(&self) -> Vec<i64> {
+        self.timesteps
+            .iter()
+            .map(|&t| truncate_timestep(t))
+            .collect()
+    }
+
+    /// Step `index`, or `None` past the end.
+    pub fn step(&self, index: usize) -> Option<ScheduleStep> {
+        let timestep = *self.timesteps.get(index)?;
+        Some(ScheduleStep {
+            index,
+            timestep,
+            timestep_i64: truncate_timestep(timestep),
+            sigma: *self.sigmas.get(index)?,
+            sigma_next: *self.sigmas.get(index + 1)?,
+        })
+    }
+
+    /// Every step, in order.
+    pub fn steps(&self) -> impl Iterator<Item = ScheduleStep> + '_ {
+        (0..self.len()).filter_map(|i| self.step(i))
+    }
+}
+
+/// The float64 tables a Helios scheduler computes at construction (`init_sigmas` +
+/// `init_sigmas_for_each_stage`), and `set_timesteps` on top of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTables {
+    config: TableConfig,
+    /// `init_sigmas()`: the global sigmas, `num_train_timesteps` values from ~1 down.
+    pub sigmas: Vec<f64>,
+    /// `sigmas * num_train_timesteps`.
+    pub timesteps: Vec<f64>,
+    /// One entry per stage.
+    pub stages: Vec<StageRange>,
+}
+
+impl StageTables {
+    /// Computes the tables of a scheduler config.
+    pub fn new(config: TableConfig) -> Result<Self> {
+        let t_count = config.num_train_timesteps;
+        let tf = t_count as f64;
+        let shift = config.shift;
+        // init_sigmas: alphas = linspace(1, 1/T, T + 1); sigmas = flip(shift*s/(1+(shift-1)*s))[:-1].
+        let alphas = linspace(1.0, 1.0 / tf, t_count + 1);
+        let shifted: Vec<f64> = alphas
+            .iter()
+            .map(|a| {
+                let s = 1.0 - a;
+                shift * s / (1.0 + (shift - 1.0) * s)
+            })
+            .collect();
+        let sigmas: Vec<f64> = shifted.iter().rev().take(t_count).copied().collect();
+        let timesteps: Vec<f64> = sigmas.iter().map(|s| s * tf).collect();
+
+        let n_stages = config.stages();
+        let mut partial = Vec::with_capacity(n_stages);
+        let mut distance = Vec::with_capacity(n_stages);
+        for s in 0..n_stages {
+            let start_index = py_int(config.stage_range[s] * tf).max(0) as usize;
+            let end_index = (py_int(config.stage_range[s + 1] * tf).max(0) as usize).min(t_count);
+            let ori_start_sigma = *sigmas.get(start_index).ok_or_else(|| {
+                Error::config(
+                    config_path(),
+                    format!("stage {s} starts at index {start_index} >= {t_count}"),
+                )
+            })?;
+            let end_sigma = if end_index < t_count {
+                sigmas[end_index]
+            } else {
+                0.0
+            };
+            let mut start_sigma = ori_start_sigma;
+            if s != 0 {
+                let ori = 1.0 - start_sigma;
+                let corrected =
+                    (1.0 / ((1.0 + 1.0 / config.gamma).sqrt() * (1.0 - ori) + ori)) * ori;
+                start_sigma = 1.0 - corrected;
+            }
+            distance.push(start_sigma - end_sigma);
+            partial.push((ori_start_sigma, start_sigma, end_sigma));
+        }
+        let total: f64 = py_sum(&distance);
+        let stage_sigmas = {
+            let mut v = linspace(0.999, 0.0, t_count + 1);
+            v.pop();
+            v
+        };
+        let mut stages = Vec::with_capacity(n_stages);
+        for (s, &(ori_start_sigma, start_sigma, end_sigma)) in partial.iter().enumerate() {
+            let start_ratio = if s == 0 {
+                0.0
+            } else {
+                py_sum(&distance[..s]) / total
+            };
+            let end_ratio = if s == n_stages - 1 {
+                0.999_999_999_999_999_9
+            } else {
+                py_sum(&distance[..=s]) / total
+            };
+            let max_index = (py_int(start_ratio * tf).max(0) as usize).min(t_count - 1);
+            let min_index = (py_int(end_ratio * tf).max(0) as usize).min(t_count - 1);
+            let t_max = timesteps[max_index].min(999.0);
+            let t_min = timesteps[min_index];
+            let mut per_stage = linspace(t_max, t_min, t_count + 1);
+            per_stage.pop();
+            let first = per_stage[0];
+            let last = per_stage[per_stage.len() - 1];
+            let (lo, hi) = per_stage
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            stages.push(StageRange {
+                ori_start_sigma,
+                start_sigma,
+                end_sigma,
+                timestep_ratio: (start_ratio, end_ratio),
+                timestep_first: first,
+                timestep_last: last,
+                timestep_max: hi,
+                timestep_min: lo,
+                sigma_first: stage_sigmas[0],
+                sigma_last: stage_sigmas[stage_sigmas.len() - 1],
+            });
+        }
+        Ok(Self {
+            config,
+            sigmas,
+            timesteps,
+            stages,
+        })
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &TableConfig {
+        &self.config
+    }
+
+    /// The re-noise of the transition into `stage` (`stage >= 1`), as HeliosPyramidPipeline computes
+    /// it: `ori = 1 - ori_start_sigma`, `alpha = 1 / (sqrt(1 + 1/gamma) (1 - ori) + ori)`,
+    /// `beta = alpha (1 - ori) / sqrt(gamma)`.
+    pub fn renoise(&self, stage: usize) -> Result<Renoise> {
+        if stage == 0 || stage >= self.stages.len() {
+            return Err(Error::InvalidRequest(format!(
+                "re-noise exists for stages 1..{}, not stage {stage}",
+                self.stages.len()
+            )));
+        }
+        let ori = 1.0 - self.stages[stage].ori_start_sigma;
+        let gamma = self.config.gamma;
+        let alpha = 1.0 / ((1.0 + 1.0 / gamma).sqrt() * (1.0 - ori) + ori);
+        let beta = alpha * (1.0 - ori) / gamma.sqrt();
+        Ok(Renoise { alpha, beta })
+    }
+
+    /// `set_timesteps` of either class (`counting` says which).
+    pub fn set_timesteps(
+        &self,
+        request: &TimestepRequest,
+        counting: StepCounting,
+    ) -> Result<StageSchedule> {
+        let cfg = &self.config;
+        let tf = cfg.num_train_timesteps as f64;
+        if request.num_steps == 0 {
+            return Err(Error::InvalidRequest(
+                "a stage needs at least one inference step".into(),
+            ));
+        }
+        let n = match counting {
+            StepCounting::Plain => request.num_steps,
+            StepCounting::Dmd {
+                amplify_first_chunk: true,
+            } => request.num_steps * 2 + 1,
+            StepCounting::Dmd {
+                amplify_first_chunk: false,
+            } => request.num_steps + 1,
+        };
+        let (mut timesteps, mut sigmas) = if cfg.stages() == 1 {
+            let sigmas: Vec<f64> = match &request.sigmas {
+                Some(s) => {
+                    if s.len() != n {
+                        return Err(Error::InvalidRequest(format!(
+                            "{} sigmas given for {n} scheduler points",
+                            s.len()
+                        )));
+                    }
+                    s.clone()
+                }
+                None => {
+                    // linspace(1, 1/T, n + 1)[:-1].astype(float32), then the static shift.
+                    let mut s: Vec<f64> = linspace(1.0, 1.0 / tf, n + 1)
+                        .iter()
+                        .map(|&v| v as f32 as f64)
+                        .collect();
+                    s.pop();
+                    if cfg.shift != 1.0 {
+                        s.iter_mut()
+                            .for_each(|v| *v = time_shift(cfg.time_shift_type, cfg.shift, *v));
+                    }
+                    s
+                }
+            };
+            (sigmas.iter().map(|s| s * tf).collect::<Vec<f64>>(), sigmas)
+        } else {
+            if request.sigmas.is_some() {
+                return Err(Error::InvalidRequest(
+                    "explicit sigmas need a single-stage scheduler".into(),
+                ));
+            }
+            let range = self.stage_range(request.stage)?;
+            (
+                linspace(range.timestep_first, range.timestep_last, n),
+                linspace(range.sigma_first, range.sigma_last, n),
+            )
+        };
+        sigmas.push(0.0);
+        if let StepCounting::Dmd { .. } = counting {
+            timesteps.pop();
+            let last = sigmas.pop().unwrap_or(0.0);
+            sigmas.pop();
+            sigmas.push(last);
+        }
+        if cfg.use_dynamic_shifting {
+            let mu = request.mu.ok_or_else(|| {
+                Error::InvalidRequest(
+                    "this scheduler uses dynamic shifting: set_timesteps needs mu".into(),
+                )
+            })?;
+            sigmas
+                .iter_mut()
+                .for_each(|s| *s = time_shift(cfg.time_shift_type, mu, *s));
+            let body = &sigmas[..sigmas.len() - 1];
+            timesteps = if cfg.stages() == 1 {
+                body.iter().map(|s| s * tf).collect()
+            } else {
+                let range = self.stage_range(request.stage)?;
+                let span = range.timestep_max - range.timestep_min;
+                body.iter().map(|s| range.timestep_min + s * span).collect()
+            };
+        }
+        Ok(StageSchedule {
+            stage: request.stage,
+            mu: if cfg.use_dynamic_shifting {
+                request.mu
+            } else {
+                None
+            },
+            timesteps,
+            sigmas,
+        })
+    }
+
+    fn stage_range(&self, stage: usize) -> Result<&StageRange> {
+        self.stages.get(stage).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "stage {stage} does not exist ({} stages)",
+                self.stages.len()
+            ))
+        })
+    }
+}
+
+/// Python `int(x)` of a float: truncation toward zero.
+fn py_int(x: f64) -> i64 {
+    x.trunc() as i64
+}
+
+/// Python `sum(list)`: left to right from 0.
+fn py_sum(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |acc, x| acc + x)
+}
+
+/// The latent sizes `[h, w]` of each pyramid stage: the full size halved (floor) `stages - 1 - s`
+/// times, as the pipeline's bilinear down-sampling produces them. Errors if a size reaches 0.
+pub fn pyramid_stage_sizes(height: usize, width: usize, stages: usize) -> Result<Vec<[usize; 2]>> {
+    let mut sizes = vec![[height, width]];
+    for _ in 1..stages {
+        let [h, w] = sizes[sizes.len() - 1];
+        if h < 2 || w < 2 {
+            return Err(Error::InvalidRequest(format!(
+                "latent size {height}x{width} is too small for {stages} pyramid stages"
+            )));
+        }
+        sizes.push([h / 2, w / 2]);
+    }
+    sizes.reverse();
+    Ok(sizes)
+}
+
+/// The stage whose latent size HeliosPyramidPipeline uses for `mu` of stage `stage`: it calls
+/// `set_timesteps` before that stage's x2 upsample, so `mu` lags one stage (stages 0 and 1 both use the
+/// stage-0 size). The official Helios pipeline has the same order.
+pub fn pyramid_mu_source_stage(stage: usize) -> usize {
+    stage.saturating_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dmd_config() -> SchedulerConfig {
+        serde_json::from_str(
+            r#"{"_class_name": "HeliosDMDScheduler", "gamma": 0.3333333333333333, "stages": 3,
+                "stage_range": [0.0, 0.3333333333333333, 0.6666666666666666, 1.0],
+                "use_dynamic_shifting": true, "time_shift_type": "linear"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn linspace_matches_numpy() {
+        assert_eq!(linspace(0.0, 1.0, 5), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(linspace(3.0, 3.0, 3), vec![3.0, 3.0, 3.0]);
+        assert_eq!(linspace(2.0, 5.0, 1), vec![2.0]);
+        // numpy: np.linspace(0.999, 0, 5)[1] == 0.74925
+        assert_eq!(linspace(0.999, 0.0, 5)[1], 0.74925);
+    }
+
+    #[test]
+    fn mu_of_the_tiny_stage_zero() {
+        // 128x128 px -> latent 16x16 -> stage 0 is 4x4, 9 frames: 9*4*4/4 = 36 tokens.
+        let seq = image_seq_len(9, 4, 4, [1, 2, 2]);
+        assert_eq!(seq, 36);
+        assert!((calculate_shift(seq, &ShiftParams::default()) - 0.4627604166666667).abs() < 1e-15);
+    }
+
+    #[test]
+    fn dmd_stage_tables_and_lagging_mu() {
+        let tables = StageTables::new(TableConfig::from_config(&dmd_config()).unwrap()).unwrap();
+        assert!((tables.stages[1].ori_start_sigma - 0.6663330000000001).abs() < 1e-12);
+        let req = TimestepRequest::stage(2, 1).with_mu(0.4627604166666667);
+        let s = tables
+            .set_timesteps(
+                &req,
+                StepCounting::Dmd {
+                    amplify_first_chunk: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(s.timesteps_i64(), vec![742, 499]);
+        assert_eq!(s.sigmas.len(), 3);
+        assert_eq!(s.sigmas[2], 0.0);
+        let r = tables.renoise(1).unwrap();
+        assert!(
+            (r.alpha - 0.6001201440528393).abs() < 1e-12
+                && (r.beta - 0.6926122274238059).abs() < 1e-12
+        );
+        assert!(tables.renoise(0).is_err());
+        assert_eq!(
+            pyramid_stage_sizes(16, 16, 3).unwrap(),
+            vec![[4, 4], [8, 8], [16, 16]]
+        );
+        assert_eq!(pyramid_mu_source_stage(2), 1);
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let tables = StageTables::new(TableConfig::from_config(&dmd_config()).unwrap()).unwrap();
+        let plain = StepCounting::Plain;
+        assert!(
+            tables
+                .set_timesteps(&TimestepRequest::stage(0, 0).with_mu(0.5), plain)
+                .is_err()
+        );
+        assert!(
+            tables
+                .set_timesteps(&TimestepRequest::stage(2, 3).with_mu(0.5), plain)
+                .is_err()
+        );
+        assert!(
+            tables
+                .set_timesteps(&TimestepRequest::stage(2, 0), plain)
+                .is_err()
+        );
+        let mut cfg = dmd_config();
+        cfg.stage_range = vec![0.0, 1.0];
+        assert!(TableConfig::from_config(&cfg).is_err());
+    }
+}
