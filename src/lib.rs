@@ -41,32 +41,30 @@ pub struct DemoArgs {
     /// How frames reach the texture.
     #[arg(long, value_enum, default_value_t)]
     pub upload: UploadArg,
-    /// Frame width and height (default: 128x128 for the tiny model).
+    /// Frame width (default: 128 for the tiny model, 640 with `--model`); a multiple of 64.
     #[arg(long)]
     pub width: Option<u32>,
-    /// Frame height.
+    /// Frame height (default: 128 for the tiny model, 384 with `--model`); a multiple of 64.
     #[arg(long)]
     pub height: Option<u32>,
 }
 
 impl DemoArgs {
-    /// Settings from the flags.
+    /// Settings from the flags: the tiny-model defaults, or
+    /// [`HeliosSettings::real_checkpoint`] (640x384, `[2, 2, 2]` steps, 512 tokens) with `--model`.
     pub fn settings(&self) -> HeliosSettings {
-        let mut s = HeliosSettings {
-            model_dir: self.model.clone(),
-            backend: match self.backend {
-                BackendArg::Ndarray => HeliosBackend::NdArray,
-                BackendArg::Wgpu => HeliosBackend::Wgpu,
-            },
-            upload: match self.upload {
-                UploadArg::Cpu => UploadPath::Cpu,
-                UploadArg::Gpu => UploadPath::GpuResident,
-            },
-            ..Default::default()
+        let mut s = match &self.model {
+            Some(dir) => HeliosSettings::real_checkpoint(dir.clone()),
+            None => HeliosSettings::default(),
         };
-        if self.model.is_some() {
-            (s.width, s.height) = (640, 384);
-        }
+        s.backend = match self.backend {
+            BackendArg::Ndarray => HeliosBackend::NdArray,
+            BackendArg::Wgpu => HeliosBackend::Wgpu,
+        };
+        s.upload = match self.upload {
+            UploadArg::Cpu => UploadPath::Cpu,
+            UploadArg::Gpu => UploadPath::GpuResident,
+        };
         if let Some(w) = self.width {
             s.width = w;
         }

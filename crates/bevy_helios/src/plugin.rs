@@ -556,6 +556,7 @@ pub fn submit_requests(
                 guidance_scale: settings.guidance_scale,
                 seed,
                 amplify_first_chunk: settings.amplify_first_chunk,
+                max_sequence_length: settings.max_sequence_length,
                 image: None,
             };
             worker.send(

@@ -62,11 +62,12 @@ pub struct HeliosSettings {
     pub gpu_sharing: GpuSharing,
     /// How frames reach the textures.
     pub upload: UploadPath,
-    /// Generated frame width in pixels (a multiple of 16 for the real model's VAE + patching).
+    /// Generated frame width in pixels: a multiple of the checkpoint's size multiple (VAE factor x
+    /// patch x 2 per extra pyramid stage: 64 for the tiny model and Helios Distilled).
     pub width: u32,
     /// Generated frame height in pixels.
     pub height: u32,
-    /// Denoising steps per pyramid stage (`[2, 2, 2]` for Helios Distilled).
+    /// Denoising steps per pyramid stage, one entry per stage (`[2, 2, 2]` for Helios Distilled).
     pub steps: Vec<usize>,
     /// Classifier-free guidance scale (1.0 = off, as Distilled runs).
     pub guidance_scale: f32,
@@ -76,6 +77,9 @@ pub struct HeliosSettings {
     pub amplify_first_chunk: bool,
     /// Negative prompt (only used when `guidance_scale > 1`).
     pub negative_prompt: Option<String>,
+    /// Prompt tokens the text encoder reads (512 in the reference pipelines; the tiny model's
+    /// prompts are short, so fewer tokens cost less and change nothing).
+    pub max_sequence_length: usize,
     /// Playback rate of the generated video (Helios: 24 fps).
     pub fps: f32,
     /// Frames each screen buffers at most; when the game stalls, the oldest frames are dropped
@@ -107,11 +111,12 @@ impl Default for HeliosSettings {
             upload: UploadPath::Cpu,
             width: 128,
             height: 128,
-            steps: vec![2, 2, 2],
+            steps: vec![1, 1, 1],
             guidance_scale: 1.0,
             seed: 42,
-            amplify_first_chunk: true,
+            amplify_first_chunk: false,
             negative_prompt: None,
+            max_sequence_length: 32,
             fps: 24.0,
             ring_capacity: 72,
             low_water_frames: 36,
@@ -126,6 +131,21 @@ impl Default for HeliosSettings {
 }
 
 impl HeliosSettings {
+    /// Settings for a real Helios checkpoint at `model_dir` (e.g. Helios-Distilled): 640x384 frames,
+    /// `[2, 2, 2]` steps with the amplified first chunk, 512 prompt tokens, as the reference runs it.
+    /// The defaults ([`HeliosSettings::default`]) are sized for the embedded tiny model instead.
+    pub fn real_checkpoint(model_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model_dir: Some(model_dir.into()),
+            width: 640,
+            height: 384,
+            steps: vec![2, 2, 2],
+            amplify_first_chunk: true,
+            max_sequence_length: 512,
+            ..Self::default()
+        }
+    }
+
     /// The folder of the embedded tiny model (`assets/models/tiny-helios` of this repository).
     pub fn embedded_model_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/models/tiny-helios")
@@ -155,6 +175,7 @@ impl HeliosSettings {
             || self.seed != other.seed
             || self.amplify_first_chunk != other.amplify_first_chunk
             || self.negative_prompt != other.negative_prompt
+            || self.max_sequence_length != other.max_sequence_length
     }
 }
 
@@ -237,5 +258,19 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         let s = HeliosSettings::from_ron_str(&text).unwrap();
         assert_eq!(s.fps, 24.0);
+        assert_eq!(
+            s,
+            HeliosSettings::default(),
+            "the shipped file states the defaults"
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/settings/distilled.helios.ron");
+        let text = std::fs::read_to_string(path).unwrap();
+        let d = HeliosSettings::from_ron_str(&text).unwrap();
+        let preset = HeliosSettings::real_checkpoint("models/Helios-Distilled");
+        assert_eq!(
+            d, preset,
+            "the shipped file states the real-checkpoint preset"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! The one place that talks to `helios_model`: the [`ChunkEngine`] trait the worker drives, and
-//! its implementation on the Helios streaming generator.
+//! What the worker drives: the [`ChunkEngine`] trait, the stream parameters and the chunks it
+//! returns. The implementation on the Helios streaming generator is in
+//! [`helios_engine`](super::helios_engine).
 //!
 //! Several streams share one engine (one loaded model); the worker decides which stream makes
 //! the next chunk.
@@ -24,7 +25,7 @@ pub struct StreamSpec {
     pub height: usize,
     /// Frame width in pixels.
     pub width: usize,
-    /// Denoising steps per pyramid stage.
+    /// Denoising steps per pyramid stage (one entry per stage of the checkpoint).
     pub steps: Vec<usize>,
     /// CFG scale.
     pub guidance_scale: f32,
@@ -32,6 +33,8 @@ pub struct StreamSpec {
     pub seed: u64,
     /// Amplified first chunk.
     pub amplify_first_chunk: bool,
+    /// Prompt tokens the text encoder reads (512 in the reference pipelines).
+    pub max_sequence_length: usize,
     /// Optional I2V conditioning image.
     pub image: Option<image::RgbImage>,
 }
@@ -60,8 +63,9 @@ pub struct EngineConfig {
     pub shared_wgpu: Option<burn::backend::wgpu::WgpuDevice>,
 }
 
-/// A loaded model serving several streams. All calls come from the worker thread.
-pub trait ChunkEngine: Send {
+/// A loaded model serving several streams. It is built on the worker thread and never leaves it,
+/// so it needs no `Send` (burn's modules hold tensors that are not `Sync` on every backend).
+pub trait ChunkEngine {
     /// Creates stream `id` (replacing one with the same id).
     fn start(&mut self, id: StreamId, spec: StreamSpec) -> HeliosResult<()>;
     /// Generates the next chunk of stream `id`; returns early with a cancelled model error when
@@ -77,107 +81,5 @@ pub trait ChunkEngine: Send {
 
 /// Loads the engine for `config` (called on the worker thread: loading may take long).
 pub fn load_engine(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> {
-    helios::load(config)
-}
-
-mod helios {
-    //! TEMPORARY stand-in until `helios_model::pipeline::ChunkStream` lands: it validates the
-    //! checkpoint folder with `helios_model` (so a bad folder is a real model error) and draws
-    //! frames procedurally from the prompt. Replaced by the real generator at merge time.
-    use std::collections::HashMap;
-    use std::hash::{Hash, Hasher};
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use super::*;
-    use crate::error::HeliosError;
-
-    struct Stream {
-        spec: StreamSpec,
-        prompt: String,
-        index: usize,
-    }
-
-    struct Engine {
-        streams: HashMap<StreamId, Stream>,
-    }
-
-    pub(super) fn load(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> {
-        helios_model::config::HeliosCheckpoint::from_dir(&config.model_dir)?;
-        Ok(Box::new(Engine {
-            streams: HashMap::new(),
-        }))
-    }
-
-    impl ChunkEngine for Engine {
-        fn start(&mut self, id: StreamId, spec: StreamSpec) -> HeliosResult<()> {
-            let prompt = spec.prompt.clone();
-            self.streams.insert(
-                id,
-                Stream {
-                    spec,
-                    prompt,
-                    index: 0,
-                },
-            );
-            Ok(())
-        }
-
-        fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> HeliosResult<EngineChunk> {
-            let s = self
-                .streams
-                .get_mut(&id)
-                .ok_or(HeliosError::UnknownStream(id))?;
-            if cancel.load(Ordering::Relaxed) {
-                return Err(helios_model::Error::Cancelled.into());
-            }
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            s.prompt.hash(&mut h);
-            let base = h.finish();
-            let (w, ht) = (s.spec.width, s.spec.height);
-            let frames = (0..33)
-                .map(|f| {
-                    let t = (s.index * 33 + f) as u64;
-                    let mut px = vec![255u8; w * ht * 4];
-                    for y in 0..ht {
-                        for x in 0..w {
-                            let i = (y * w + x) * 4;
-                            px[i] = (base as usize + x + t as usize) as u8;
-                            px[i + 1] = ((base >> 8) as usize + y + 2 * t as usize) as u8;
-                            px[i + 2] = (base >> 16) as u8;
-                        }
-                    }
-                    px
-                })
-                .collect();
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            let index = s.index;
-            s.index += 1;
-            Ok(EngineChunk {
-                index,
-                width: w as u32,
-                height: ht as u32,
-                frames,
-            })
-        }
-
-        fn set_prompt(&mut self, id: StreamId, prompt: &str, _over: usize) -> HeliosResult<()> {
-            let s = self
-                .streams
-                .get_mut(&id)
-                .ok_or(HeliosError::UnknownStream(id))?;
-            s.prompt = prompt.to_owned();
-            Ok(())
-        }
-
-        fn set_image(&mut self, id: StreamId, _image: image::RgbImage) -> HeliosResult<()> {
-            self.streams
-                .get_mut(&id)
-                .ok_or(HeliosError::UnknownStream(id))?;
-            Ok(())
-        }
-
-        fn stop(&mut self, id: StreamId) {
-            self.streams.remove(&id);
-        }
-    }
+    super::helios_engine::load(config)
 }

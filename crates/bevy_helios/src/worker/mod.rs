@@ -13,6 +13,7 @@
 //! with priority `None` (off-screen) is paused: it keeps its state but makes nothing.
 
 pub mod engine;
+mod helios_engine;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -517,101 +518,141 @@ mod tests {
         assert_eq!(pick_next(&s), None);
     }
 
-    /// An engine that panics on its second chunk: the panic surfaces as an error event, the
-    /// stream is dropped and a new stream can run on the same worker. (The real model cannot be
-    /// made to panic on purpose; this is the only test engine in the crate.)
-    struct PanickyEngine {
-        chunks: usize,
-    }
-
-    impl ChunkEngine for PanickyEngine {
-        fn start(&mut self, _: StreamId, _: StreamSpec) -> HeliosResult<()> {
-            Ok(())
-        }
-        fn next_chunk(&mut self, _: StreamId, _: &AtomicBool) -> HeliosResult<EngineChunk> {
-            self.chunks += 1;
-            if self.chunks == 2 {
-                panic!("boom");
-            }
-            Ok(EngineChunk {
-                index: self.chunks,
-                width: 2,
-                height: 2,
-                frames: vec![vec![0; 16]],
-            })
-        }
-        fn set_prompt(&mut self, _: StreamId, _: &str, _: usize) -> HeliosResult<()> {
-            Ok(())
-        }
-        fn set_image(&mut self, _: StreamId, _: image::RgbImage) -> HeliosResult<()> {
-            Ok(())
-        }
-        fn stop(&mut self, _: StreamId) {}
-    }
-
-    fn spec() -> Box<StreamSpec> {
+    /// A stream on the embedded tiny model (the settings' defaults).
+    fn spec(width: usize) -> Box<StreamSpec> {
+        let s = crate::settings::HeliosSettings::default();
         Box::new(StreamSpec {
-            prompt: "x".into(),
+            prompt: "a lighthouse keeper, calm expression".into(),
             negative_prompt: None,
-            height: 2,
-            width: 2,
-            steps: vec![1],
-            guidance_scale: 1.0,
-            seed: 0,
+            height: s.height as usize,
+            width,
+            steps: s.steps,
+            guidance_scale: s.guidance_scale,
+            seed: 7,
             amplify_first_chunk: false,
+            max_sequence_length: s.max_sequence_length,
             image: None,
         })
     }
 
+    fn tiny() -> EngineConfig {
+        EngineConfig {
+            model_dir: crate::settings::HeliosSettings::embedded_model_dir(),
+            backend: crate::settings::HeliosBackend::NdArray,
+            shared_wgpu: None,
+        }
+    }
+
+    /// Waits for the next event (a watchdog, not a timing check: the tiny model on a slow CI
+    /// machine takes seconds per chunk, the deadline is minutes).
     fn next_event(w: &Worker) -> WorkerEvent {
         let t = Instant::now();
         loop {
             if let Ok(e) = w.try_recv() {
                 return e;
             }
-            assert!(t.elapsed() < Duration::from_secs(10), "no event");
+            assert!(t.elapsed() < Duration::from_secs(600), "no event");
             std::thread::sleep(Duration::from_millis(1));
         }
     }
 
+    /// The next event that is not progress.
+    fn next_non_progress(w: &Worker) -> WorkerEvent {
+        loop {
+            match next_event(w) {
+                WorkerEvent::Generating { .. } => {}
+                e => return e,
+            }
+        }
+    }
+
     #[test]
-    fn panic_becomes_error_and_worker_goes_on() {
-        let mut w = Worker::spawn_with(
-            || Ok(Box::new(PanickyEngine { chunks: 0 }) as Box<dyn ChunkEngine>),
-            8,
-            2,
-        )
-        .unwrap();
+    fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
+        let mut w = Worker::spawn(tiny(), 8, 2).unwrap();
         assert!(matches!(next_event(&w), WorkerEvent::Loaded));
+        // 100 is not a multiple of the tiny model's 64: the stream fails, the worker goes on.
         w.try_send(WorkerCommand::Start {
             id: 1,
-            spec: spec(),
+            spec: spec(100),
         })
         .unwrap();
-        w.try_send(WorkerCommand::Grant { id: 1, chunks: 5 })
-            .unwrap();
-        assert!(matches!(next_event(&w), WorkerEvent::Started { id: 1 }));
-        assert!(matches!(next_event(&w), WorkerEvent::Chunk { id: 1, .. }));
-        match next_event(&w) {
+        match next_non_progress(&w) {
             WorkerEvent::Error {
                 id: Some(1),
-                error: HeliosError::WorkerPanicked(m),
-            } => assert!(m.contains("boom")),
+                error: HeliosError::Model(e),
+            } => {
+                assert!(matches!(*e, helios_model::Error::InvalidRequest(_)), "{e}");
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(next_event(&w), WorkerEvent::Stopped { id: 1 }));
+        let width = crate::settings::HeliosSettings::default().width as usize;
         w.try_send(WorkerCommand::Start {
             id: 2,
-            spec: spec(),
+            spec: spec(width),
         })
         .unwrap();
-        w.try_send(WorkerCommand::Grant { id: 2, chunks: 1 })
+        w.try_send(WorkerCommand::Grant { id: 2, chunks: 2 })
             .unwrap();
-        assert!(matches!(next_event(&w), WorkerEvent::Started { id: 2 }));
-        assert!(matches!(next_event(&w), WorkerEvent::Chunk { id: 2, .. }));
+        assert!(matches!(
+            next_non_progress(&w),
+            WorkerEvent::Started { id: 2 }
+        ));
+        let mut chunks = Vec::new();
+        while chunks.len() < 2 {
+            if let WorkerEvent::Chunk {
+                id: 2,
+                index,
+                width: fw,
+                frames,
+                ..
+            } = next_non_progress(&w)
+            {
+                assert_eq!(fw as usize, width);
+                assert_eq!(frames.len(), 33, "Helios makes 33 frames per chunk");
+                chunks.push((index, frames));
+            }
+        }
+        assert_eq!((chunks[0].0, chunks[1].0), (0, 1));
+        assert_ne!(
+            chunks[0].1[0].pixels, chunks[0].1[32].pixels,
+            "frames move within a chunk"
+        );
+        assert_ne!(
+            chunks[0].1[0].pixels, chunks[1].1[0].pixels,
+            "chunks differ"
+        );
+        // An unknown stream is an error event, not a panic.
+        w.try_send(WorkerCommand::SetPrompt {
+            id: 9,
+            prompt: "x".into(),
+            over_chunks: 0,
+        })
+        .unwrap();
+        assert!(matches!(
+            next_non_progress(&w),
+            WorkerEvent::Error {
+                id: Some(9),
+                error: HeliosError::UnknownStream(9)
+            }
+        ));
         assert!(w.is_alive());
         assert!(w.shutdown(), "joined cleanly");
         assert!(!w.is_alive());
+    }
+
+    #[test]
+    fn a_panic_while_loading_is_an_error_event() {
+        let mut w = Worker::spawn_with(|| panic!("loader exploded"), 4, 4).unwrap();
+        match next_event(&w) {
+            WorkerEvent::Error {
+                id: None,
+                error: HeliosError::WorkerPanicked(m),
+            } => {
+                assert!(m.contains("loader exploded"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(w.shutdown());
     }
 
     #[test]
