@@ -1,6 +1,7 @@
 //! The headless capture of the `npc_face` scene (real renderer on lavapipe / any Vulkan device,
 //! real worker on the tiny model): the face region changes between captured ticks, with both
-//! upload paths.
+//! upload paths, and with the model itself on burn's wgpu backend running on Bevy's own wgpu
+//! device (`GpuSharing::SharedDevice`).
 
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ fn face_mean(path: &std::path::Path) -> Vec<f32> {
     out
 }
 
-fn capture(upload: UploadPath) {
+fn capture(settings: HeliosSettings) {
     let dir = tempfile::tempdir().unwrap();
     let ticks = 6;
     let config = CaptureConfig {
@@ -36,16 +37,9 @@ fn capture(upload: UploadPath) {
         ticks,
         width: 320,
         height: 240,
-        timeout: Duration::from_secs(300),
+        timeout: Duration::from_secs(900), // a watchdog for a hung run, not a speed check
     };
-    let exit = headless_app(
-        config,
-        HeliosSettings {
-            upload,
-            ..default()
-        },
-    )
-    .run();
+    let exit = headless_app(config, settings).run();
     assert!(exit.is_success(), "{exit:?}");
     let first = face_mean(&dir.path().join("frame_0000.png"));
     let last = face_mean(&dir.path().join(format!("frame_{:04}.png", ticks - 1)));
@@ -66,9 +60,23 @@ fn capture(upload: UploadPath) {
     );
 }
 
-/// One test (two renderers in parallel threads of one process would only slow lavapipe down).
+/// One test (renderers in parallel threads of one process would only slow lavapipe down).
 #[test]
-fn headless_capture_face_changes_with_both_upload_paths() {
-    capture(UploadPath::Cpu);
-    capture(UploadPath::GpuResident);
+fn headless_capture_face_changes_with_both_upload_paths_and_the_shared_device() {
+    capture(HeliosSettings {
+        upload: UploadPath::Cpu,
+        ..default()
+    });
+    capture(HeliosSettings {
+        upload: UploadPath::GpuResident,
+        ..default()
+    });
+    // The whole GPU path: burn Wgpu on Bevy's RenderDevice, frames copied into the texture in the
+    // render world.
+    capture(HeliosSettings {
+        backend: HeliosBackend::Wgpu,
+        gpu_sharing: GpuSharing::SharedDevice,
+        upload: UploadPath::GpuResident,
+        ..default()
+    });
 }

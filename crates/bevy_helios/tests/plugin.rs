@@ -159,6 +159,45 @@ fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
 }
 
 #[test]
+fn a_bad_frame_size_is_a_stream_error_and_a_new_stream_starts() {
+    // 100 is not a multiple of the tiny model's 64 (VAE x patch x pyramid): the model rejects it.
+    let mut app = app(HeliosSettings {
+        width: 100,
+        ..settings()
+    });
+    let (e, image) = spawn_screen(&mut app, ctx("calm"));
+    let mut seen = None;
+    run_until(&mut app, "error message", |a| {
+        let msgs = a.world().resource::<Messages<HeliosWorkerError>>();
+        if let Some(m) = msgs.iter_current_update_messages().next() {
+            seen = Some(m.clone());
+        }
+        seen.is_some()
+    });
+    let err = seen.unwrap();
+    assert_eq!(err.entity, Some(e), "the error names the screen");
+    let text = err.error.to_string();
+    assert!(text.contains("width 100"), "{text}");
+    assert!(matches!(
+        stream(&app, e).status,
+        HeliosStreamStatus::Failed(_)
+    ));
+    // The model loaded fine: the worker stays up, only the stream failed.
+    assert_eq!(
+        app.world().resource::<HeliosWorkerStatus>().state,
+        HeliosWorkerState::Ready
+    );
+    app.world_mut().resource_mut::<HeliosSettings>().width = 128;
+    app.world_mut().write_message(StartStream(e));
+    run_until(&mut app, "frames after the fix", |a| {
+        stream(a, e).frames_shown >= 2
+    });
+    let img = app.world().resource::<Assets<Image>>().get(&image).unwrap();
+    assert_eq!((img.width(), img.height()), (128, 128));
+    assert_eq!(stream(&app, e).status, HeliosStreamStatus::Streaming);
+}
+
+#[test]
 fn shutdown_on_app_exit_joins_the_worker() {
     let mut app = app(settings());
     let (e, _) = spawn_screen(&mut app, ctx("calm"));
