@@ -14,10 +14,11 @@
 //! to the main world ([`SharedWgpuDevice`]); the worker then runs burn on that device
 //! (`burn::backend::wgpu::init_device`), so model and renderer share one wgpu 29 device.
 //!
-//! What is *not* there yet: the streaming generator returns decoded frames as CPU bytes
-//! (`VideoChunk::frames`), so a frame still goes GPU (VAE) → CPU → staging buffer → texture. A
-//! zero-readback path needs the generator to hand out the decoded frame tensor, whose cubecl
-//! buffer handle could then be the copy source instead of the staging buffer.
+//! What is *not* there yet: the worker converts each chunk to CPU bytes (`Frames::to_rgba8`),
+//! so with the wgpu backend a frame still goes GPU (VAE) → CPU → staging buffer → texture. The
+//! generator now hands out the decoded tensor on the model's device (`Frames::tensor`,
+//! `[1, 3, 33, h, w]` in `[-1, 1]`); a zero-readback path would pack it to RGBA8 on the GPU and use
+//! its cubecl buffer (on the shared device) as the copy source instead of the staging buffer.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
