@@ -3,6 +3,8 @@
 //! disk (read from the safetensors headers).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -79,6 +81,7 @@ fn indent(text: &str) -> String {
 
 /// Runs `helios info` on a checkpoint folder.
 pub fn run(dir: &Path) -> Result<()> {
+    let mut out = String::new();
     let checkpoint = HeliosCheckpoint::from_dir(dir).with_context(|| format!("{} is not a Helios checkpoint", dir.display()))?;
     let index = read_json(&dir.join("model_index.json"))?;
     let class_of = |part: &str| index[part][1].as_str().unwrap_or("?").to_owned();
@@ -88,30 +91,34 @@ pub fn run(dir: &Path) -> Result<()> {
         PipelineClass::Single => "single stage".to_owned(),
         PipelineClass::Pyramid => format!("pyramid, {} stages", checkpoint.scheduler.stages),
     };
-    println!("checkpoint: {}", dir.display());
-    println!("pipeline: {pipeline} ({kind})");
-    println!("distilled: {}", yes(checkpoint.is_distilled));
-    println!("cfg-zero*: {}", yes(checkpoint.is_cfg_zero_star));
+    writeln!(out, "checkpoint: {}", dir.display())?;
+    writeln!(out, "pipeline: {pipeline} ({kind})")?;
+    writeln!(out, "distilled: {}", yes(checkpoint.is_distilled))?;
+    writeln!(out, "cfg-zero*: {}", yes(checkpoint.is_cfg_zero_star))?;
     let mut total_params = 0;
     let mut total_bytes = 0;
     for (part, stem) in WEIGHTED {
         let part_dir = dir.join(part);
         let w = weights(part, &part_dir, stem)?;
-        println!("\n{part}: {}", class_of(part));
-        println!("  parameters: {} ({}, {} tensors)", w.params, human_count(w.params), w.tensors);
+        writeln!(out, "\n{part}: {}", class_of(part))?;
+        writeln!(out, "  parameters: {} ({}, {} tensors)", w.params, human_count(w.params), w.tensors)?;
         for (dtype, (tensors, params)) in &w.dtypes {
-            println!("  dtype {dtype}: {tensors} tensors, {} parameters", human_count(*params));
+            writeln!(out, "  dtype {dtype}: {tensors} tensors, {} parameters", human_count(*params))?;
         }
-        println!("  on disk: {} ({} of tensor data)", human_bytes(w.file_bytes), human_bytes(w.tensor_bytes as u64));
+        writeln!(out, "  on disk: {} ({} of tensor data)", human_bytes(w.file_bytes), human_bytes(w.tensor_bytes as u64))?;
         let config = read_json(&part_dir.join("config.json"))?;
-        print!("  config:\n{}", indent(&serde_json::to_string_pretty(&config)?));
+        write!(out, "  config:\n{}", indent(&serde_json::to_string_pretty(&config)?))?;
         total_params += w.params;
         total_bytes += w.file_bytes;
     }
-    println!("\ntokenizer: {}", class_of("tokenizer"));
-    println!("\nscheduler: {}", class_of("scheduler"));
+    writeln!(out, "\ntokenizer: {}", class_of("tokenizer"))?;
+    writeln!(out, "\nscheduler: {}", class_of("scheduler"))?;
     let config = read_json(&dir.join("scheduler/scheduler_config.json"))?;
-    print!("  config:\n{}", indent(&serde_json::to_string_pretty(&config)?));
-    println!("\ntotal: {total_params} parameters ({}), {} of weights on disk", human_count(total_params), human_bytes(total_bytes));
-    Ok(())
+    write!(out, "  config:\n{}", indent(&serde_json::to_string_pretty(&config)?))?;
+    writeln!(out, "\ntotal: {total_params} parameters ({}), {} of weights on disk", human_count(total_params), human_bytes(total_bytes))?;
+    // One write, so `helios info | head` ends quietly instead of failing on a closed pipe.
+    match std::io::stdout().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

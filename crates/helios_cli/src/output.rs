@@ -102,11 +102,6 @@ impl OutputTarget {
         &self.path
     }
 
-    /// The kind.
-    pub fn kind(&self) -> &OutputKind {
-        &self.kind
-    }
-
     /// The folder the temporary output is made in (same file system as the target, so the final
     /// move is a rename).
     fn staging_parent(&self) -> PathBuf {
@@ -124,21 +119,30 @@ impl OutputTarget {
         format!(".{name}.part-")
     }
 
+    /// A builder for the staging file: hidden, named after the target, and (on Unix) readable as
+    /// any new file would be (`0o666` less the umask, not tempfile's `0o600`).
+    fn staging_file(&self, suffix: &'static str) -> Result<NamedTempFile> {
+        let prefix = self.staging_prefix();
+        let mut builder = Builder::new();
+        builder.prefix(&prefix).suffix(suffix);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        Ok(builder.tempfile_in(self.staging_parent())?)
+    }
+
     /// Opens the temporary output for frames of `width x height`.
     pub fn open(&self, width: u32, height: u32) -> Result<Box<dyn FrameSink>> {
-        let dir = self.staging_parent();
-        let prefix = self.staging_prefix();
         match self.kind {
             OutputKind::Mp4 { codec } => {
-                let tmp = Builder::new().prefix(&prefix).suffix(".mp4").tempfile_in(&dir)?;
+                let tmp = self.staging_file(".mp4")?;
                 Ok(Box::new(Mp4Sink::start(tmp, self.path.clone(), codec, width, height)?))
             }
-            OutputKind::Gif => {
-                let tmp = Builder::new().prefix(&prefix).suffix(".gif").tempfile_in(&dir)?;
-                Ok(Box::new(GifSink::new(tmp, self.path.clone())?))
-            }
+            OutputKind::Gif => Ok(Box::new(GifSink::new(self.staging_file(".gif")?, self.path.clone())?)),
             OutputKind::Folder => {
-                let tmp = Builder::new().prefix(&prefix).tempdir_in(&dir)?;
+                let tmp = Builder::new().prefix(&self.staging_prefix()).tempdir_in(self.staging_parent())?;
                 Ok(Box::new(FolderSink { tmp, target: self.path.clone(), count: 0 }))
             }
         }
@@ -155,7 +159,7 @@ pub trait FrameSink {
 
 /// Raw RGB frames piped into `ffmpeg`.
 struct Mp4Sink {
-    tmp: TempPath,
+    tmp: Option<TempPath>,
     target: PathBuf,
     child: Option<Child>,
     stdin: Option<ChildStdin>,
@@ -171,7 +175,7 @@ impl Mp4Sink {
         if codec == "mpeg4" {
             cmd.args(["-q:v", "3"]);
         }
-        cmd.args(["-f", "mp4"]).arg(&*tmp);
+        cmd.args(["-f", "mp4"]).arg(&tmp);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -179,7 +183,7 @@ impl Mp4Sink {
             .spawn()
             .context("cannot start ffmpeg")?;
         let stdin = child.stdin.take();
-        Ok(Self { tmp, target, child: Some(child), stdin })
+        Ok(Self { tmp: Some(tmp), target, child: Some(child), stdin })
     }
 
     /// ffmpeg's error output, when it has stopped.
@@ -216,8 +220,8 @@ impl FrameSink for Mp4Sink {
             bail!("ffmpeg failed ({status}): {err}");
         }
         self.child = None;
-        let Mp4Sink { tmp, target, .. } = *self;
-        tmp.persist(&target).with_context(|| format!("cannot move the video to {}", target.display()))?;
+        let Some(tmp) = self.tmp.take() else { bail!("the video is already finished") };
+        tmp.persist(&self.target).with_context(|| format!("cannot move the video to {}", self.target.display()))?;
         Ok(())
     }
 }
