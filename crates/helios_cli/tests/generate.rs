@@ -12,11 +12,16 @@ fn helios(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_helios")).args(args).output().unwrap()
 }
 
-/// Arguments of a fast generation into `out`, plus `extra`.
+/// A fast generation into `out` with the options of `extra` (each a flag and its value, or a
+/// lone switch), the others at fast test values.
 fn generate(out: &Path, extra: &[&str]) -> Output {
-    let out = out.to_str().unwrap();
-    let mut args = vec!["generate", "--prompt", "a red fox in the snow", "--height", "64", "--width", "64"];
-    args.extend(["--steps", "1,1,1", "--frames", "33", "--out", out]);
+    let mut args = vec!["generate", "--out", out.to_str().unwrap()];
+    let defaults = [("--prompt", "a red fox in the snow"), ("--height", "64"), ("--width", "64"), ("--steps", "1,1,1"), ("--frames", "33")];
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
     args.extend(extra);
     helios(&args)
 }
@@ -55,7 +60,7 @@ fn bad_requests_fail_early_and_leave_nothing() {
     fails(d, &["--steps", "2,2"], "2 step counts given", &[]);
     fails(d, &["--steps", "2,0,2"], "0 steps in a stage", &[]);
     fails(d, &["--max-sequence-length", "0"], "max_sequence_length 0", &[]);
-    fails(d, &["--guidance", "-1"], "guidance scale -1", &[]);
+    fails(d, &["--guidance=-1"], "guidance scale -1", &[]);
     let out = helios(&["generate", "--prompt", "   ", "--out", d.join("a.gif").to_str().unwrap()]);
     assert!(!out.status.success() && stderr(&out).contains("prompt is empty"), "{}", stderr(&out));
     let huge = "fox ".repeat(5000);
