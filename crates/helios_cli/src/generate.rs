@@ -4,11 +4,12 @@
 //! Everything a user controls is checked before any work: the output path (kind, folder,
 //! `ffmpeg`), the conditioning file, the prompt and frame count, then, once the model is loaded,
 //! the whole request (`HeliosPipeline::resolve`). The output is only moved into place when the last
-//! frame is written; an error or Ctrl-C leaves nothing behind.
+//! frame is written; an error leaves nothing behind (Ctrl-C, which kills the process, can leave a
+//! hidden `.NAME.part-*` file or folder next to the target).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -92,11 +93,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         max_sequence_length: args.model.max_sequence_length,
         ..StreamRequest::default()
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
-        tracing::warn!("Ctrl-C will not clean up: {e}");
-    }
+    let cancel = AtomicBool::new(false);
     let dir = args.model.dir();
     let start = Instant::now();
     let summary = with_backend!(args.model.backend, |device: B| {
@@ -160,9 +157,6 @@ fn generate<B: Backend>(
             written += 1;
         }
         bar.finish_with_message(format!("{written}/{} frames written", plan.frames));
-        if cancel.load(Ordering::SeqCst) {
-            bail!("cancelled");
-        }
     }
     sink.finish()?;
     Ok(Summary { frames: written, width, height })

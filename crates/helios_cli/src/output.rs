@@ -2,8 +2,8 @@
 //! of PNGs (`frame_00000.png`, ...), chosen by the output path.
 //!
 //! Every output is written to a hidden temporary file (or folder) next to the target and moved into
-//! place by [`FrameSink::finish`]. A sink dropped before that (an error, Ctrl-C) removes what it
-//! wrote, so a failed run never leaves a half-written video behind.
+//! place by [`FrameSink::finish`]. A sink dropped before that (an error) removes what it wrote, so
+//! a failed run never leaves a half-written video behind.
 
 use std::cell::RefCell;
 use std::fs::File;
