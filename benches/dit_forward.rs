@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use burn::backend::NdArray;
+use burn::backend::ndarray::NdArrayDevice;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, History, HistoryTerm};
@@ -14,7 +15,7 @@ type B = NdArray<f32>;
 
 const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/models/tiny-helios");
 
-fn input(device: &<B as burn::tensor::backend::Backend>::Device) -> DitInput<B> {
+fn input(device: &NdArrayDevice) -> DitInput<B> {
     let normal = |shape: [usize; 5]| Tensor::<B, 5>::random(shape, Distribution::Normal(0.0, 1.0), device);
     let indices = HistoryLayout::default().indices();
     DitInput {
