@@ -13,7 +13,8 @@ use helios_model::pipeline::{ChunkStream, Conditioning, HeliosPipeline, StreamRe
 type B = NdArray<f32>;
 
 fn model_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios")
+    // The embedded tiny checkpoint (the fixture checkpoint without its golden cases).
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/models/tiny-helios")
 }
 
 fn pipeline() -> Arc<HeliosPipeline<B>> {
