@@ -1,8 +1,14 @@
-//! `helios`: conformance checks of the burn port of Helios against golden fixtures (and, as the
-//! port grows, generation, checkpoint info and benchmarks).
+//! `helios`: generation, checkpoint info, benchmarks and conformance checks of the burn port of
+//! Helios.
 
 mod backend;
+mod bench;
 mod check;
+mod common;
+mod generate;
+mod info;
+mod input;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +27,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Generate a video from a prompt (and an image or video) into an .mp4, a .gif or a folder of PNGs.
+    Generate(Box<generate::GenerateArgs>),
+    /// Show what a checkpoint holds: classes, configs, parameters, dtypes, bytes on disk.
+    Info {
+        /// Diffusers-layout Helios folder [default: the embedded tiny model]
+        dir: Option<PathBuf>,
+    },
+    /// Time the whole pipeline (text, denoising, VAE decode) over several runs.
+    Bench(Box<bench::BenchArgs>),
     /// Run the golden conformance cases of a fixture set (checkpoint + `cases/`).
     Check {
         /// The fixture folder: a diffusers-layout checkpoint with a `cases/` folder.
@@ -37,6 +52,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Generate(args) => generate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Info { dir } => {
+            info::run(&dir.unwrap_or_else(|| PathBuf::from(common::EMBEDDED_MODEL))).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Check { fixture_dir, backend, cases } => check::run(&fixture_dir, backend, &cases),
     };
     match result {

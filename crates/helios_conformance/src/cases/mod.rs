@@ -1,5 +1,6 @@
 //! Dispatch of case names to the code that runs them; one file per model part.
 
+mod pipeline;
 mod scheduler;
 mod text_encoder;
 mod transformer;
@@ -21,6 +22,7 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
         "transformer_intermediates" => transformer::intermediates::<B>(fixture_dir, device),
         "transformer_pyramid_odd" => transformer::pyramid_odd::<B>(fixture_dir, device),
         "vae" => vae::run::<B>(fixture_dir, device),
+        pipe if pipe.starts_with("pipe_") => pipeline::run::<B>(fixture_dir, pipe, device),
         _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
     }
 }

@@ -9,7 +9,7 @@ use super::conditioning::Conditioning;
 use super::denoise::Sampling;
 use super::history::HistoryLayout;
 use super::stream::StreamRequest;
-use crate::config::{HeliosCheckpoint, PipelineClass};
+use crate::config::{HeliosCheckpoint, PipelineClass, SchedulerConfig};
 use crate::dit::{HeliosTransformer3DModel, Precision};
 use crate::error::{Error, Result};
 use crate::scheduler::{FlowScheduler, GuidanceMode, TimestepRequest};
@@ -45,6 +45,7 @@ pub struct HeliosPipeline<B: Backend> {
     vae: WanVae<B>,
     scheduler: FlowScheduler,
     layout: HistoryLayout,
+    zero_init_steps: Option<usize>,
     device: B::Device,
 }
 
@@ -68,12 +69,46 @@ impl<B: Backend> HeliosPipeline<B> {
             progress(Part::Transformer, p)
         })?;
         let vae = WanVae::load_with_progress(&checkpoint.part_dir("vae"), device, &mut |p| progress(Part::Vae, p))?;
-        Ok(Self { checkpoint, text, dit, vae, scheduler, layout: HistoryLayout::default(), device: device.clone() })
+        Ok(Self {
+            checkpoint,
+            text,
+            dit,
+            vae,
+            scheduler,
+            layout: HistoryLayout::default(),
+            zero_init_steps: Some(1),
+            device: device.clone(),
+        })
     }
 
     /// The same pipeline with the DiT at `precision` (e.g. [`Precision::half_for`] on a GPU).
     pub fn with_dit_precision(mut self, precision: Precision) -> Self {
         self.dit = self.dit.with_precision(precision);
+        self
+    }
+
+    /// The same weights sampled another way: another pipeline class, scheduler and flags (e.g. a
+    /// Distilled DiT run with UniPC). The configs are validated as a checkpoint's would be.
+    pub fn with_scheduling(
+        mut self,
+        pipeline: PipelineClass,
+        is_distilled: bool,
+        is_cfg_zero_star: bool,
+        scheduler: SchedulerConfig,
+    ) -> Result<Self> {
+        scheduler.validate(&self.checkpoint.part_dir("scheduler").join("scheduler_config.json"))?;
+        self.scheduler = FlowScheduler::new(&scheduler)?;
+        self.checkpoint.pipeline = pipeline;
+        self.checkpoint.is_distilled = is_distilled;
+        self.checkpoint.is_cfg_zero_star = is_cfg_zero_star;
+        self.checkpoint.scheduler = scheduler;
+        Ok(self)
+    }
+
+    /// CFG-Zero*'s zero-init: `Some(n)` zeroes the velocity of stage-0 steps `i <= n` (the
+    /// reference default `Some(1)`), `None` turns it off.
+    pub fn with_zero_init(mut self, zero_init_steps: Option<usize>) -> Self {
+        self.zero_init_steps = zero_init_steps;
         self
     }
 
@@ -150,7 +185,7 @@ impl<B: Backend> HeliosPipeline<B> {
         if self.checkpoint.is_distilled || scale <= 1.0 {
             GuidanceMode::None
         } else if self.checkpoint.is_cfg_zero_star && self.sampling() == Sampling::Pyramid {
-            GuidanceMode::CfgZeroStar { scale, zero_init_steps: Some(1) }
+            GuidanceMode::CfgZeroStar { scale, zero_init_steps: self.zero_init_steps }
         } else {
             GuidanceMode::Cfg { scale }
         }

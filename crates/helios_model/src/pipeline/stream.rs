@@ -21,6 +21,7 @@ use super::history::HistoryBuffer;
 use super::model::{HeliosPipeline, ResolvedRequest, check_prompt, stage_lengths};
 use super::noise::{NoiseSource, SeededNoise};
 use super::prompt::{PromptCache, PromptTrack};
+use crate::dit::History;
 use crate::error::{Error, Result};
 
 /// What a stream generates. `None` fields take the checkpoint's defaults.
@@ -186,6 +187,19 @@ impl<B: Backend> ChunkStream<B> {
         self.track.prompt()
     }
 
+    /// The history terms the next chunk's DiT calls will see (prefix included).
+    pub fn next_history(&self) -> History<B> {
+        let p = &self.pipeline;
+        let prefix = match &self.prefix {
+            Some(prefix) => prefix.clone(),
+            None => {
+                let (h, w) = p.latent_size(self.request.height, self.request.width);
+                Tensor::zeros([1, p.checkpoint().transformer.in_channels, 1, h, w], p.device())
+            }
+        };
+        self.history.terms(prefix)
+    }
+
     /// DiT steps per stage of the next chunk (what a progress bar needs; CFG doubles the calls).
     pub fn next_chunk_stage_steps(&self) -> Result<Vec<usize>> {
         stage_lengths(self.pipeline.scheduler(), self.pipeline.sampling(), &self.resolved.steps, self.amplify_now())
@@ -253,14 +267,9 @@ impl<B: Backend> ChunkStream<B> {
         on_call: &mut dyn FnMut(&DitCall<B>),
     ) -> Result<VideoChunk<B>> {
         let p = self.pipeline.clone();
-        let device = p.device().clone();
         let channels = p.checkpoint().transformer.in_channels;
         let (h, w) = p.latent_size(self.request.height, self.request.width);
         let layout = p.layout();
-        let prefix = match &self.prefix {
-            Some(prefix) => prefix.clone(),
-            None => Tensor::zeros([1, channels, 1, h, w], &device),
-        };
         let denoiser = ChunkDenoiser {
             dit: p.transformer(),
             scheduler: p.scheduler(),
@@ -270,7 +279,7 @@ impl<B: Backend> ChunkStream<B> {
             amplify: self.amplify_now(),
             cond: self.track.for_next_chunk(),
             uncond: self.uncond.clone(),
-            history: self.history.terms(prefix),
+            history: self.next_history(),
             indices: layout.indices().current,
             cancel,
         };

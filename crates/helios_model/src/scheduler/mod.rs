@@ -1,6 +1,7 @@
 //! The Helios samplers and the sampling math around them.
 //!
-//! * [`sigmas`]: the float64 timestep / sigma tables (stage ranges, dynamic shift, `calculate_shift`).
+//! * [`shift`]: `linspace`, `calculate_shift` and `time_shift` in float64; [`sigmas`]: the timestep /
+//!   sigma tables (stage ranges, dynamic shift).
 //! * [`dmd`]: `HeliosDMDScheduler` (Distilled), [`unipc`]: `HeliosScheduler` (UniPC bh2; Base and Mid).
 //! * [`noise`]: f64-Cholesky block noise, [`pyramid`]: stage down/up-sampling and re-noise,
 //!   [`guidance`]: CFG and CFG-Zero*.
@@ -28,6 +29,7 @@ pub mod dmd;
 pub mod guidance;
 pub mod noise;
 pub mod pyramid;
+pub mod shift;
 pub mod sigmas;
 pub mod unipc;
 

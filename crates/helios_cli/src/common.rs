@@ -1,0 +1,77 @@
+//! What `generate` and `bench` share: the model folder (the embedded tiny model by default), the
+//! frame size defaults, and loading with a progress line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::Backend;
+use clap::Args;
+use helios_model::pipeline::{HeliosPipeline, Part};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::BackendChoice;
+
+/// The embedded tiny model (random weights, abstract motion), found relative to the workspace.
+pub const EMBEDDED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/models/tiny-helios");
+
+/// Frame size (height, width) on the embedded model.
+pub const EMBEDDED_SIZE: (usize, usize) = (128, 128);
+/// Frame size (height, width) on a checkpoint given with `--model` (the reference default).
+pub const CHECKPOINT_SIZE: (usize, usize) = (384, 640);
+
+/// Model, size, steps and backend options.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Diffusers-layout Helios folder [default: the embedded tiny model, random weights]
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Frame height in pixels [default: 384 with --model, 128 on the embedded model]
+    #[arg(long)]
+    pub height: Option<usize>,
+    /// Frame width in pixels [default: 640 with --model, 128 on the embedded model]
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Denoising steps per pyramid stage, comma-separated [default: the checkpoint's, 2,2,2 for Distilled]
+    #[arg(long, value_delimiter = ',', value_name = "N,N,N")]
+    pub steps: Option<Vec<usize>>,
+    /// Twice the steps on the first chunk (DMD's amplified first chunk, as the Distilled reference)
+    #[arg(long)]
+    pub amplify_first_chunk: bool,
+    /// Prompt tokens the text encoder reads
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_sequence_length: usize,
+    /// Backend to run on
+    #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
+    pub backend: BackendChoice,
+}
+
+impl ModelArgs {
+    /// The checkpoint folder.
+    pub fn dir(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(|| PathBuf::from(EMBEDDED_MODEL))
+    }
+
+    /// Frame height and width, with the defaults filled in.
+    pub fn size(&self) -> (usize, usize) {
+        let (h, w) = if self.model.is_some() { CHECKPOINT_SIZE } else { EMBEDDED_SIZE };
+        (self.height.unwrap_or(h), self.width.unwrap_or(w))
+    }
+}
+
+/// Loads a checkpoint, showing a spinner with the part and tensor count on stderr.
+pub fn load_pipeline<B: Backend>(dir: &Path, device: &B::Device) -> Result<HeliosPipeline<B>> {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} loading {msg}")?);
+    let pipeline = HeliosPipeline::<B>::load_with_progress(dir, device, &mut |part, p| {
+        let name = match part {
+            Part::TextEncoder => "text encoder",
+            Part::Transformer => "transformer",
+            Part::Vae => "vae",
+        };
+        spinner.set_message(format!("{name}: {}/{} tensors", p.loaded, p.total));
+        spinner.tick();
+    })
+    .with_context(|| format!("cannot load the model in {}", dir.display()));
+    spinner.finish_and_clear();
+    pipeline
+}

@@ -1,0 +1,163 @@
+//! `helios generate`: a prompt (and optionally an image or a video) to an MP4, a GIF or a folder of
+//! PNGs, written chunk by chunk as the stream makes them.
+//!
+//! Everything a user controls is checked before any work: the output path (kind, folder,
+//! `ffmpeg`), the conditioning file, the prompt and frame count, then, once the model is loaded,
+//! the whole request (`HeliosPipeline::resolve`). The output is only moved into place when the last
+//! frame is written; an error leaves nothing behind (Ctrl-C, which kills the process, can leave a
+//! hidden `.NAME.part-*` file or folder next to the target).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::Backend;
+use clap::Args;
+use helios_model::pipeline::model::check_prompt;
+use helios_model::pipeline::{ChunkStream, Conditioning, HeliosPipeline, StreamRequest, VideoPlan};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::common::{ModelArgs, load_pipeline};
+use crate::input::{read_image, read_video};
+use crate::output::OutputTarget;
+use crate::with_backend;
+
+/// `helios generate` options.
+#[derive(Args, Debug, Clone)]
+pub struct GenerateArgs {
+    /// What the video shows
+    #[arg(long)]
+    pub prompt: String,
+    /// What it should not show (only used with CFG, i.e. guidance > 1 on a non-distilled checkpoint)
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    /// Image to start from (image-to-video): PNG, JPEG or GIF
+    #[arg(long, value_name = "PATH", conflicts_with = "video")]
+    pub image: Option<PathBuf>,
+    /// Video to continue (video-to-video): a folder of PNG/JPEG frames (name order), or a video
+    /// file when ffmpeg is installed; at least 33 frames
+    #[arg(long, value_name = "PATH")]
+    pub video: Option<PathBuf>,
+    /// Frames to generate; made in chunks of 33 and trimmed to 4k+1 (66 gives 65)
+    #[arg(long, default_value_t = 66, value_name = "N")]
+    pub frames: usize,
+    /// Guidance scale [default: the checkpoint's, 1.0 for Distilled, 5.0 otherwise]
+    #[arg(long, value_name = "G")]
+    pub guidance: Option<f32>,
+    /// Seed of the noise
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output: `.mp4` (needs ffmpeg), `.gif`, or a folder of PNGs (a path without extension, or an
+    /// existing folder)
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+}
+
+/// What a finished generation reports.
+struct Summary {
+    frames: usize,
+    width: usize,
+    height: usize,
+}
+
+/// Runs `helios generate`.
+pub fn run(args: &GenerateArgs) -> Result<()> {
+    let target = OutputTarget::check(&args.out)?;
+    check_prompt("prompt", &args.prompt)?;
+    if args.frames == 0 {
+        bail!("--frames 0: ask for at least 1 frame");
+    }
+    let (height, width) = args.model.size();
+    if height == 0 || width == 0 {
+        bail!("the frame size {width}x{height} is empty");
+    }
+    let conditioning = match (&args.image, &args.video) {
+        (Some(path), _) => Conditioning::Image(read_image(path)?),
+        (None, Some(path)) => Conditioning::Video(read_video(path, width, height)?),
+        (None, None) => Conditioning::None,
+    };
+    let request = StreamRequest {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        height,
+        width,
+        steps: args.model.steps.clone(),
+        guidance_scale: args.guidance,
+        seed: args.seed,
+        amplify_first_chunk: args.model.amplify_first_chunk,
+        conditioning,
+        max_sequence_length: args.model.max_sequence_length,
+        ..StreamRequest::default()
+    };
+    let cancel = AtomicBool::new(false);
+    let dir = args.model.dir();
+    let start = Instant::now();
+    let summary = with_backend!(args.model.backend, |device: B| {
+        let pipeline = Arc::new(load_pipeline::<B>(&dir, &device)?);
+        generate::<B>(pipeline, request, args.frames, &target, &cancel)?
+    });
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "wrote {} frames ({}x{}) to {} in {secs:.1} s, {:.1} frames/s",
+        summary.frames,
+        summary.width,
+        summary.height,
+        target.path().display(),
+        summary.frames as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+fn chunk_bar(index: usize, chunks: usize, len: usize) -> Result<ProgressBar> {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps, {msg} ({elapsed})")?);
+    bar.set_prefix(format!("chunk {}/{chunks}", index + 1));
+    bar.set_message("starting");
+    Ok(bar)
+}
+
+fn generate<B: Backend>(
+    pipeline: Arc<HeliosPipeline<B>>,
+    request: StreamRequest,
+    num_frames: usize,
+    target: &OutputTarget,
+    cancel: &AtomicBool,
+) -> Result<Summary> {
+    pipeline.resolve(&request)?;
+    let plan = VideoPlan::new(&pipeline, num_frames)?;
+    let (width, height) = (request.width, request.height);
+    let mut stream = ChunkStream::new(pipeline, request)?;
+    let mut sink = target.open(width as u32, height as u32)?;
+    let mut written = 0;
+    for index in 0..plan.chunks {
+        let stage_steps = stream.next_chunk_stage_steps()?;
+        let stages = stage_steps.len();
+        let bar = chunk_bar(index, plan.chunks, stage_steps.iter().sum())?;
+        let chunk = stream.next_chunk_observed(cancel, &mut |call| {
+            bar.inc(1);
+            if bar.position() >= bar.length().unwrap_or(0) {
+                bar.set_message("VAE decode");
+            } else {
+                bar.set_message(format!("stage {}/{stages} step {}/{}", call.stage + 1, call.step + 1, call.steps_in_stage));
+            }
+        });
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                bar.abandon();
+                return Err(e).context(format!("chunk {}", index + 1));
+            }
+        };
+        for frame in chunk.frames.take(plan.keep(index)).to_images()? {
+            sink.write(&frame)?;
+            written += 1;
+        }
+        bar.finish_with_message(format!("{written}/{} frames written", plan.frames));
+    }
+    sink.finish()?;
+    Ok(Summary { frames: written, width, height })
+}
