@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the suite needs on a fresh Debian/Ubuntu machine
-# (software Vulkan for the wgpu backend and Bevy, the headers Bevy links against), then runs every test.
+# (software Vulkan for the wgpu backend and Bevy, the headers Bevy links against, ffmpeg for the
+# .mp4 output test), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(mesa-vulkan-drivers libvulkan1 pkg-config libwayland-dev libxkbcommon-dev libudev-dev libasound2-dev)
+need=(mesa-vulkan-drivers libvulkan1 pkg-config libwayland-dev libxkbcommon-dev libudev-dev libasound2-dev ffmpeg)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
