@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
                             p.inject_frames([Frame {
                                 pixels: frame.clone(),
                                 stats,
+                                gpu: None,
                             }]);
                         }
                         let t = Instant::now();

@@ -1,5 +1,6 @@
 //! No window: renders the `npc_face` scene through the GPU (lavapipe on a server) for `--ticks N`
-//! ticks, one video frame per tick, writes `frame_0000.png`, ... to `--out DIR`, then exits 0.
+//! ticks, one video frame per tick, writes `frame_0000.png`, ... and the playback counters
+//! (`playback.txt`) to `--out DIR`, then exits 0.
 //!
 //! `cargo run --release --example headless_capture -- --ticks 24 --out captures`
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use clap::Parser;
 use helios_examples::DemoArgs;
-use helios_examples::headless::{CaptureConfig, headless_app};
+use helios_examples::headless::{CaptureConfig, PLAYBACK_FILE, headless_app};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -45,6 +46,9 @@ fn main() -> AppExit {
     let exit = headless_app(config, args.demo.settings()).run();
     if exit.is_success() {
         println!("wrote {} frames to {}", args.ticks, args.out.display());
+        if let Ok(counters) = std::fs::read_to_string(args.out.join(PLAYBACK_FILE)) {
+            print!("{counters}");
+        }
     }
     exit
 }

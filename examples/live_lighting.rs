@@ -8,7 +8,7 @@
 use bevy::prelude::*;
 use bevy_helios::prelude::*;
 use clap::Parser;
-use helios_examples::DemoArgs;
+use helios_examples::{DemoArgs, window_plugins};
 
 fn main() {
     let args = DemoArgs::parse();
@@ -17,10 +17,7 @@ fn main() {
         plugin = plugin.with_settings_asset("settings/default.helios.ron");
     }
     App::new()
-        .add_plugins(DefaultPlugins.set(AssetPlugin {
-            file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(),
-            ..default()
-        }))
+        .add_plugins(window_plugins())
         .add_plugins(plugin)
         .add_systems(Startup, setup)
         .run();

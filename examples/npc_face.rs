@@ -6,7 +6,7 @@
 use bevy::prelude::*;
 use bevy_helios::prelude::*;
 use clap::Parser;
-use helios_examples::DemoArgs;
+use helios_examples::{DemoArgs, window_plugins};
 use helios_examples::scene::{
     Caption, camera_transform, spawn_npc_face, switch_emotion, update_caption,
 };
@@ -14,10 +14,7 @@ use helios_examples::scene::{
 fn main() {
     let args = DemoArgs::parse();
     App::new()
-        .add_plugins(DefaultPlugins.set(AssetPlugin {
-            file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(),
-            ..default()
-        }))
+        .add_plugins(window_plugins())
         .add_plugins(HeliosPlugin::default().with_settings(args.settings()))
         .add_systems(Startup, setup)
         .add_systems(Update, switch_emotion.before(HeliosSystems::CollectContext))

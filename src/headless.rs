@@ -1,5 +1,6 @@
 //! The headless capture app: no window, a camera rendering the NPC-face scene into an `Image`,
-//! one `Screenshot::image` per tick written as `frame_0000.png`, ... (runs on lavapipe).
+//! one `Screenshot::image` per tick written as `frame_0000.png`, ... (runs on lavapipe), and at
+//! the end the face stream's playback counters in `playback.txt` (`key=value` lines).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,10 +59,7 @@ pub fn headless_app(config: CaptureConfig, settings: HeliosSettings) -> App {
                 exit_condition: ExitCondition::DontExit,
                 ..default()
             })
-            .set(AssetPlugin {
-                file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(),
-                ..default()
-            })
+            .set(crate::asset_plugin())
             .disable::<WinitPlugin>(),
     )
     .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_millis(5)))
@@ -113,6 +111,21 @@ fn setup(
     });
 }
 
+/// The file with the face stream's playback counters, next to the screenshots.
+pub const PLAYBACK_FILE: &str = "playback.txt";
+
+fn write_playback(path: &std::path::Path, stream: &HeliosStream) -> std::io::Result<()> {
+    let text = format!(
+        "chunks={}\nframes_shown={}\nframes_from_gpu={}\nunderruns={}\ndropped_frames={}\n",
+        stream.chunks,
+        stream.frames_shown,
+        stream.frames_from_gpu,
+        stream.underruns,
+        stream.dropped_frames
+    );
+    std::fs::write(path, text)
+}
+
 fn capture(
     mut commands: Commands,
     config: Res<CaptureConfig>,
@@ -130,7 +143,16 @@ fn capture(
         return;
     }
     if state.saved.load(Ordering::Acquire) >= config.ticks {
-        exit.write(AppExit::Success);
+        let written = npcs
+            .iter()
+            .next()
+            .map(|stream| write_playback(&config.out.join(PLAYBACK_FILE), stream));
+        if let Some(Err(e)) = written {
+            error!("cannot write {PLAYBACK_FILE}: {e}");
+            exit.write(AppExit::error());
+        } else {
+            exit.write(AppExit::Success);
+        }
         return;
     }
     // Start once the face shows video and the renderer has had time to compile its pipelines

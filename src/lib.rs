@@ -6,8 +6,24 @@ pub mod scene;
 
 use std::path::PathBuf;
 
+use bevy::app::PluginGroupBuilder;
+use bevy::prelude::*;
 use bevy_helios::prelude::*;
 use clap::{Parser, ValueEnum};
+
+/// Asset loading from this repository's `assets/` (the `*.helios.ron` settings files), whatever
+/// the working directory.
+pub fn asset_plugin() -> AssetPlugin {
+    AssetPlugin {
+        file_path: concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into(),
+        ..default()
+    }
+}
+
+/// Bevy's default plugins (with a window) reading assets through [`asset_plugin`].
+pub fn window_plugins() -> PluginGroupBuilder {
+    DefaultPlugins.set(asset_plugin())
+}
 
 /// Backend flag.
 #[derive(ValueEnum, Clone, Copy, Debug, Default)]

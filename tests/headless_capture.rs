@@ -1,13 +1,13 @@
 //! The headless capture of the `npc_face` scene (real renderer on lavapipe / any Vulkan device,
 //! real worker on the tiny model): the face region changes between captured ticks, with both
 //! upload paths, and with the model itself on burn's wgpu backend running on Bevy's own wgpu
-//! device (`GpuSharing::SharedDevice`).
+//! device (`GpuSharing::SharedDevice`), its frames going buffer-to-texture without a readback.
 
 use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy_helios::prelude::*;
-use helios_examples::headless::{CaptureConfig, FACE_REGION, headless_app};
+use helios_examples::headless::{CaptureConfig, FACE_REGION, PLAYBACK_FILE, headless_app};
 
 fn face_mean(path: &std::path::Path) -> Vec<f32> {
     let img = image::open(path).unwrap().to_rgb8();
@@ -29,7 +29,17 @@ fn face_mean(path: &std::path::Path) -> Vec<f32> {
     out
 }
 
-fn capture(settings: HeliosSettings) {
+/// The `key=value` counters the capture writes next to its screenshots.
+fn counter(dir: &std::path::Path, key: &str) -> u64 {
+    let text = std::fs::read_to_string(dir.join(PLAYBACK_FILE)).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {text}"))
+}
+
+/// Captures the scene; returns how many frames went to the texture straight from the model's
+/// GPU buffer.
+fn capture(settings: HeliosSettings) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let ticks = 6;
     let config = CaptureConfig {
@@ -58,25 +68,31 @@ fn capture(settings: HeliosSettings) {
         diff > 1.0,
         "the face region changes between ticks (mean abs diff {diff})"
     );
+    assert!(counter(dir.path(), "frames_shown") >= ticks as u64);
+    counter(dir.path(), "frames_from_gpu")
 }
 
 /// One test (renderers in parallel threads of one process would only slow lavapipe down).
 #[test]
 fn headless_capture_face_changes_with_both_upload_paths_and_the_shared_device() {
-    capture(HeliosSettings {
+    let cpu = capture(HeliosSettings {
         upload: UploadPath::Cpu,
         ..default()
     });
-    capture(HeliosSettings {
+    assert_eq!(cpu, 0);
+    // NdArray frames through a staging buffer into the texture.
+    let staged = capture(HeliosSettings {
         upload: UploadPath::GpuResident,
         ..default()
     });
-    // The whole GPU path: burn Wgpu on Bevy's RenderDevice, frames copied into the texture in the
-    // render world.
-    capture(HeliosSettings {
+    assert_eq!(staged, 0);
+    // The whole GPU path: burn Wgpu on Bevy's RenderDevice, each frame packed to RGBA8 on that
+    // device and copied buffer-to-texture in the render world, never read back.
+    let resident = capture(HeliosSettings {
         backend: HeliosBackend::Wgpu,
         gpu_sharing: GpuSharing::SharedDevice,
         upload: UploadPath::GpuResident,
         ..default()
     });
+    assert!(resident >= 6, "frames came from the GPU buffer: {resident}");
 }

@@ -28,6 +28,9 @@ pub enum HeliosError {
     /// A settings asset could not be read or parsed.
     #[error("settings: {0}")]
     Settings(String),
+    /// Packing a chunk into GPU-resident frames failed on the device.
+    #[error("GPU-resident frames: {0}")]
+    GpuFrames(String),
     /// A captured conditioning image has a format that cannot be converted to RGB8.
     #[error("conditioning image: {0}")]
     ConditioningImage(String),

@@ -10,6 +10,8 @@
 
 use std::collections::VecDeque;
 
+use crate::gpu::GpuFrameRef;
+
 /// Side of the grid of mean colours computed for each frame ([`FrameStats`]).
 pub const STATS_GRID: usize = 4;
 
@@ -76,13 +78,28 @@ impl FrameStats {
     }
 }
 
-/// One decoded frame: RGBA8 pixels (row-major) and its colour statistics.
+/// One decoded frame: RGBA8 pixels (row-major) or a frame left on the GPU, and its colour
+/// statistics.
 #[derive(Clone, Debug, Default)]
 pub struct Frame {
-    /// RGBA8, row-major, `width * height * 4` bytes.
+    /// RGBA8, row-major, `width * height * 4` bytes; empty for a GPU-resident frame.
     pub pixels: Vec<u8>,
     /// Mean colours, computed on the worker thread.
     pub stats: FrameStats,
+    /// The frame in a buffer of the shared wgpu device
+    /// ([`UploadPath::GpuResident`](crate::UploadPath) with the wgpu backend on Bevy's device).
+    pub gpu: Option<GpuFrameRef>,
+}
+
+impl Frame {
+    /// A CPU frame from RGBA8 rows, with its statistics.
+    pub fn from_rgba(pixels: Vec<u8>, width: usize, height: usize) -> Self {
+        Self {
+            stats: FrameStats::of_rgba(&pixels, width, height),
+            pixels,
+            gpu: None,
+        }
+    }
 }
 
 /// A bounded frame queue with paced playback.
@@ -210,7 +227,7 @@ mod tests {
         (0..n)
             .map(|i| Frame {
                 pixels: vec![i; 4],
-                stats: FrameStats::default(),
+                ..Frame::default()
             })
             .collect()
     }

@@ -107,6 +107,8 @@ pub struct HeliosStream {
     pub chunks: u64,
     /// Frames shown.
     pub frames_shown: u64,
+    /// Frames copied into the texture straight from the model's GPU buffer (no readback).
+    pub frames_from_gpu: u64,
     /// Frames that were due while no frame was buffered (the last frame was held).
     pub underruns: u64,
     /// Frames dropped (ring full, or skipped on a long tick).

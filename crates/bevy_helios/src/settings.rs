@@ -39,8 +39,11 @@ pub enum UploadPath {
     #[default]
     Cpu,
     /// Keep the main-world `Image` untouched and copy the frame into the GPU texture in the render
-    /// world: staging buffer (rows padded to 256 bytes) → `copy_buffer_to_texture`.
-    /// Needs the render app; without it the plugin falls back to [`UploadPath::Cpu`].
+    /// world with `copy_buffer_to_texture`. With [`HeliosBackend::Wgpu`] on
+    /// [`GpuSharing::SharedDevice`] the frame never leaves the GPU: the worker packs each chunk to
+    /// RGBA8 rows in a buffer of the shared device and the texture is copied from it (no
+    /// readback). Otherwise the CPU frame goes through a staging buffer (rows padded to 256
+    /// bytes). Needs the render app; without it the plugin falls back to [`UploadPath::Cpu`].
     GpuResident,
 }
 
@@ -168,6 +171,8 @@ impl HeliosSettings {
         self.resolved_model_dir() != other.resolved_model_dir()
             || self.backend != other.backend
             || self.gpu_sharing != other.gpu_sharing
+            // The wgpu worker leaves frames on the GPU only for the GPU-resident upload.
+            || (self.backend == HeliosBackend::Wgpu && self.upload != other.upload)
             || self.width != other.width
             || self.height != other.height
             || self.steps != other.steps

@@ -4,12 +4,12 @@
 //! Everything a user controls is checked before any work: the output path (kind, folder,
 //! `ffmpeg`), the conditioning file, the prompt and frame count, then, once the model is loaded,
 //! the whole request (`HeliosPipeline::resolve`). The output is only moved into place when the last
-//! frame is written; an error leaves nothing behind (Ctrl-C, which kills the process, can leave a
-//! hidden `.NAME.part-*` file or folder next to the target).
+//! frame is written; an error leaves nothing behind. Ctrl-C stops the stream at its next model call
+//! and removes the partial output too (a second Ctrl-C quits at once).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -57,6 +57,23 @@ pub struct GenerateArgs {
     pub out: PathBuf,
 }
 
+/// Set by Ctrl-C: the stream stops at its next model call and the staging output is removed.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C cancels the generation; a second one ends the process at once (while the model loads,
+/// before any output exists, there is nothing to clean up).
+fn install_interrupt() {
+    let installed = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::AcqRel) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping at the next model call (Ctrl-C again to quit now)");
+    });
+    if let Err(e) = installed {
+        tracing::warn!("Ctrl-C will not clean up the partial output: {e}");
+    }
+}
+
 /// What a finished generation reports.
 struct Summary {
     frames: usize,
@@ -93,12 +110,18 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         max_sequence_length: args.model.max_sequence_length,
         ..StreamRequest::default()
     };
-    let cancel = AtomicBool::new(false);
+    install_interrupt();
     let dir = args.model.dir();
     let start = Instant::now();
     let summary = with_backend!(args.model.backend, |device: B| {
         let pipeline = Arc::new(load_pipeline::<B>(&dir, &device)?);
-        generate::<B>(pipeline, request, args.frames, &target, &cancel)?
+        match generate::<B>(pipeline, request, args.frames, &target, &INTERRUPTED) {
+            Ok(summary) => summary,
+            Err(_) if INTERRUPTED.load(Ordering::Acquire) => {
+                bail!("interrupted: nothing was written to {}", target.path().display())
+            }
+            Err(e) => return Err(e),
+        }
     });
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -153,6 +176,9 @@ fn generate<B: Backend>(
             }
         };
         for frame in chunk.frames.take(plan.keep(index)).to_images()? {
+            if cancel.load(Ordering::Acquire) {
+                bail!("cancelled");
+            }
             sink.write(&frame)?;
             written += 1;
         }

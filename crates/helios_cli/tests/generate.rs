@@ -187,3 +187,37 @@ fn writes_mp4_when_ffmpeg_is_installed() {
     }
     assert_eq!(names(dir.path()), ["fox.mp4"]);
 }
+
+/// Ctrl-C (SIGINT) while frames are being made: the command stops, says so, and leaves neither the
+/// output nor its hidden partial file.
+#[cfg(unix)]
+#[test]
+fn interrupt_leaves_nothing_behind() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.gif");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helios"))
+        .args(["generate", "--prompt", "a lighthouse at dusk", "--height", "64", "--width", "64"])
+        .args(["--steps", "2,2,2", "--frames", "330", "--out", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The hidden partial output appears once the model is loaded and the first chunk is under way.
+    let watchdog = Instant::now() + Duration::from_secs(600);
+    while names(dir.path()).is_empty() {
+        assert!(Instant::now() < watchdog, "no partial output appeared");
+        assert!(child.try_wait().unwrap().is_none(), "generate ended before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(names(dir.path())[0].starts_with(".out.gif.part-"), "{:?}", names(dir.path()));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("interrupted: nothing was written"), "{err}");
+    assert_eq!(names(dir.path()), Vec::<String>::new(), "partial output left behind");
+}

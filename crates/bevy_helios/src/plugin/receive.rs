@@ -6,6 +6,7 @@ use bevy::prelude::*;
 
 use super::state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus};
 use crate::error::HeliosError;
+use crate::gpu::FrameSource;
 use crate::messages::{ChunkReady, HeliosWorkerError, PromptApplied, StreamStarted, StreamStopped};
 use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus};
 use crate::settings::{HeliosSettings, UploadPath};
@@ -188,11 +189,22 @@ pub fn upload_frames(
         };
         stream.frame_stats = Some(frame.stats);
         let (w, h) = (settings.width, settings.height);
+        // A frame left on the GPU goes to the texture on the GPU.
+        if let Some(gpu_frame) = frame.gpu {
+            if let Some(gpu) = gpu.as_deref_mut()
+                && gpu_frame.buffer.width() == w
+                && gpu_frame.buffer.height() == h
+            {
+                gpu.push(screen.image.id(), w, h, FrameSource::Gpu(gpu_frame));
+                stream.frames_from_gpu += 1;
+            }
+            continue;
+        }
         if frame.pixels.len() != (w * h * 4) as usize {
             continue;
         }
         if use_gpu && let Some(gpu) = gpu.as_deref_mut() {
-            gpu.push(screen.image.id(), w, h, frame.pixels);
+            gpu.push(screen.image.id(), w, h, FrameSource::Bytes(frame.pixels));
             continue;
         }
         let Some(mut image) = images.get_mut(&screen.image) else {

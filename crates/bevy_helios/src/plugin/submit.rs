@@ -5,7 +5,7 @@ use bevy::prelude::*;
 use super::state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus};
 use crate::messages::{HeliosWorkerError, SetConditioningImage, StartStream, StopStream};
 use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus};
-use crate::settings::{GpuSharing, HeliosBackend, HeliosSettings};
+use crate::settings::{GpuSharing, HeliosBackend, HeliosSettings, UploadPath};
 use crate::worker::{EngineConfig, StreamSpec, Worker, WorkerCommand};
 
 fn engine_config(
@@ -19,6 +19,7 @@ fn engine_config(
     EngineConfig {
         model_dir: settings.resolved_model_dir(),
         backend: settings.backend,
+        gpu_frames: settings.upload == UploadPath::GpuResident && shared_wgpu.is_some(),
         shared_wgpu,
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use crate::error::HeliosResult;
+use crate::playback::Frame;
 use crate::settings::HeliosBackend;
 
 /// Identifies a stream inside one worker (the plugin uses the screen entity's bits).
@@ -39,7 +40,7 @@ pub struct StreamSpec {
     pub image: Option<image::RgbImage>,
 }
 
-/// One generated chunk: RGBA8 frames, row-major.
+/// One generated chunk: its frames (RGBA8 rows, or left on the GPU) with their statistics.
 #[derive(Clone, Debug)]
 pub struct EngineChunk {
     /// Chunk number within its stream (0, 1, ...).
@@ -49,7 +50,7 @@ pub struct EngineChunk {
     /// Frame height.
     pub height: u32,
     /// The frames.
-    pub frames: Vec<Vec<u8>>,
+    pub frames: Vec<Frame>,
 }
 
 /// How the worker loads its engine.
@@ -61,6 +62,9 @@ pub struct EngineConfig {
     pub backend: HeliosBackend,
     /// A burn wgpu device built on Bevy's render device (shared GPU), if any.
     pub shared_wgpu: Option<burn::backend::wgpu::WgpuDevice>,
+    /// Leave the frames on the GPU ([`crate::gpu::resident`]); only honoured with the wgpu
+    /// backend on a shared device, whose buffers the render world can copy from.
+    pub gpu_frames: bool,
 }
 
 /// A loaded model serving several streams. It is built on the worker thread and never leaves it,

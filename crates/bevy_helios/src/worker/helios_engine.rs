@@ -10,24 +10,30 @@ use std::sync::atomic::AtomicBool;
 
 use burn::backend::{NdArray, Wgpu};
 use burn::tensor::backend::Backend;
-use helios_model::pipeline::{ChunkStream, Conditioning, HeliosPipeline, StreamRequest};
+use helios_model::pipeline::{ChunkStream, Conditioning, Frames, HeliosPipeline, StreamRequest};
 
 use super::engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId, StreamSpec};
 use crate::error::{HeliosError, HeliosResult};
+use crate::playback::Frame;
 use crate::settings::HeliosBackend;
+
+/// How a decoded chunk leaves the model's device.
+type Export<B> = fn(&Frames<B>) -> HeliosResult<Vec<Frame>>;
 
 /// One loaded pipeline shared by every stream of the worker.
 struct HeliosEngine<B: Backend> {
     pipeline: Arc<HeliosPipeline<B>>,
     streams: HashMap<StreamId, ChunkStream<B>>,
+    export: Export<B>,
 }
 
 impl<B: Backend> HeliosEngine<B> {
-    fn load(config: &EngineConfig, device: &B::Device) -> HeliosResult<Self> {
+    fn load(config: &EngineConfig, device: &B::Device, export: Export<B>) -> HeliosResult<Self> {
         let pipeline = HeliosPipeline::load(&config.model_dir, device)?;
         Ok(Self {
             pipeline: Arc::new(pipeline),
             streams: HashMap::new(),
+            export,
         })
     }
 
@@ -38,16 +44,40 @@ impl<B: Backend> HeliosEngine<B> {
     }
 }
 
+/// Reads the frames back as RGBA8 rows.
+fn read_back<B: Backend>(frames: &Frames<B>) -> HeliosResult<Vec<Frame>> {
+    let (w, h) = (frames.width(), frames.height());
+    Ok(frames
+        .to_rgba8()?
+        .into_iter()
+        .map(|pixels| Frame::from_rgba(pixels, w, h))
+        .collect())
+}
+
+/// Leaves the frames on the shared device (reads them back when they cannot be packed).
+fn keep_on_gpu(frames: &Frames<Wgpu>) -> HeliosResult<Vec<Frame>> {
+    match crate::gpu::resident::pack_chunk(frames)? {
+        Some(frames) => Ok(frames),
+        None => read_back(frames),
+    }
+}
+
 /// Loads the checkpoint of `config` on its backend (on Bevy's wgpu device when one is shared).
 pub(super) fn load(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> {
     Ok(match config.backend {
         HeliosBackend::NdArray => Box::new(HeliosEngine::<NdArray<f32>>::load(
             config,
             &Default::default(),
+            read_back,
         )?),
         HeliosBackend::Wgpu => {
-            let device = config.shared_wgpu.clone().unwrap_or_default();
-            Box::new(HeliosEngine::<Wgpu>::load(config, &device)?)
+            // Only a buffer of Bevy's own device can be a copy source in its render world.
+            let (device, export): (_, Export<Wgpu>) = match &config.shared_wgpu {
+                Some(device) if config.gpu_frames => (device.clone(), keep_on_gpu),
+                Some(device) => (device.clone(), read_back),
+                None => (Default::default(), read_back),
+            };
+            Box::new(HeliosEngine::<Wgpu>::load(config, &device, export)?)
         }
     })
 }
@@ -96,7 +126,7 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
             index: chunk.index,
             width: side(frames.width())?,
             height: side(frames.height())?,
-            frames: frames.to_rgba8()?,
+            frames: (self.export)(frames)?,
         })
     }
 

@@ -57,6 +57,7 @@ fn tiny() -> EngineConfig {
         model_dir: crate::settings::HeliosSettings::embedded_model_dir(),
         backend: crate::settings::HeliosBackend::NdArray,
         shared_wgpu: None,
+        gpu_frames: false,
     }
 }
 
@@ -178,6 +179,7 @@ fn load_error_is_reported_and_thread_ends() {
         model_dir: "/nonexistent/helios".into(),
         backend: crate::settings::HeliosBackend::NdArray,
         shared_wgpu: None,
+        gpu_frames: false,
     };
     let mut w = Worker::spawn(cfg, 4, 4).unwrap();
     assert!(matches!(

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, Tr
 
 use super::{ChunkEngine, StreamId, WorkerCommand, WorkerEvent};
 use crate::error::{HeliosError, HeliosResult};
-use crate::playback::{Frame, FrameStats};
+
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -238,21 +238,12 @@ impl WorkerThread {
                 if let Some(slot) = self.streams.get_mut(&id) {
                     slot.credits = slot.credits.saturating_sub(1);
                 }
-                let (w, h) = (chunk.width as usize, chunk.height as usize);
-                let frames = chunk
-                    .frames
-                    .into_iter()
-                    .map(|pixels| Frame {
-                        stats: FrameStats::of_rgba(&pixels, w, h),
-                        pixels,
-                    })
-                    .collect();
                 return self.emit(WorkerEvent::Chunk {
                     id,
                     index: chunk.index,
                     width: chunk.width,
                     height: chunk.height,
-                    frames,
+                    frames: chunk.frames,
                     seconds: started.elapsed().as_secs_f32(),
                 });
             }

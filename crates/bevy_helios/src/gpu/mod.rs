@@ -1,24 +1,24 @@
-//! The GPU side: the render-world frame upload ([`UploadPath::GpuResident`](crate::UploadPath))
-//! and the shared wgpu device ([`GpuSharing::SharedDevice`](crate::GpuSharing)).
+//! The GPU side: the render-world frame upload ([`UploadPath::GpuResident`](crate::UploadPath)),
+//! the shared wgpu device ([`GpuSharing::SharedDevice`](crate::GpuSharing)) and the frames that
+//! never leave it ([`resident`]).
 //!
 //! **Upload.** [`upload_frames`](crate::plugin::upload_frames) queues the frame in
 //! [`HeliosGpuUploads`] instead of touching `Assets<Image>`; an `ExtractSchedule` system moves the
-//! queue into the render world, where a system in `RenderSystems::PrepareResources` writes each
-//! frame into a per-image staging buffer (`COPY_SRC`, rows padded to 256 bytes) and records
+//! queue into the render world, where a system in `RenderSystems::PrepareResources` records
 //! `copy_buffer_to_texture` into the image's `GpuImage` texture, submitted on Bevy's
 //! `RenderQueue` before the frame's render passes. The main-world `Image` keeps its old pixels
-//! (no CPU re-upload of the whole asset, no extraction clone).
+//! (no CPU re-upload of the whole asset, no extraction clone). The copy source is either
+//!
+//! * the frame itself, left on the GPU by the worker ([`FrameSource::Gpu`]): with the wgpu
+//!   backend on the shared device, the decoded chunk is packed to RGBA8 rows in a buffer of that
+//!   device and copied buffer-to-texture with **no readback**; or
+//! * a per-image staging buffer (`COPY_SRC`, rows padded to 256 bytes) written from CPU bytes
+//!   ([`FrameSource::Bytes`]): the NdArray backend, or wgpu on a device of its own.
 //!
 //! **Shared device.** Another `ExtractSchedule` system builds a `burn::backend::wgpu::WgpuSetup`
 //! from Bevy's `RenderInstance` / `RenderAdapter` / `RenderDevice` / `RenderQueue` and hands it
 //! to the main world ([`SharedWgpuDevice`]); the worker then runs burn on that device
 //! (`burn::backend::wgpu::init_device`), so model and renderer share one wgpu 29 device.
-//!
-//! What is *not* there yet: the worker converts each chunk to CPU bytes (`Frames::to_rgba8`),
-//! so with the wgpu backend a frame still goes GPU (VAE) → CPU → staging buffer → texture. The
-//! generator now hands out the decoded tensor on the model's device (`Frames::tensor`,
-//! `[1, 3, 33, h, w]` in `[-1, 1]`); a zero-readback path would pack it to RGBA8 on the GPU and use
-//! its cubecl buffer (on the shared device) as the copy source instead of the staging buffer.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -35,6 +35,10 @@ use bevy::render::renderer::{
 use bevy::render::texture::GpuImage;
 use bevy::render::{ExtractSchedule, MainWorld, Render, RenderApp, RenderSystems};
 use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup};
+
+pub mod resident;
+
+pub use resident::{GpuFrameBuffer, GpuFrameRef};
 
 /// wgpu's required alignment of `bytes_per_row` in buffer-texture copies.
 pub const COPY_ROW_ALIGNMENT: u32 = 256;
@@ -57,6 +61,15 @@ pub fn pad_rows(pixels: &[u8], width: u32, height: u32, padded: u32) -> Vec<u8> 
     out
 }
 
+/// Where a frame to copy is.
+#[derive(Debug)]
+pub enum FrameSource {
+    /// RGBA8 rows, tightly packed, on the CPU (written to a staging buffer first).
+    Bytes(Vec<u8>),
+    /// In a buffer of the shared device, rows already padded (copied as is).
+    Gpu(GpuFrameRef),
+}
+
 /// One frame waiting for its GPU copy.
 #[derive(Debug)]
 pub struct GpuFrameUpload {
@@ -66,8 +79,8 @@ pub struct GpuFrameUpload {
     pub width: u32,
     /// Frame height.
     pub height: u32,
-    /// RGBA8 rows, tightly packed.
-    pub pixels: Vec<u8>,
+    /// The frame.
+    pub source: FrameSource,
 }
 
 /// Frames queued for the render-world copy this tick (main world; present only when the app
@@ -77,13 +90,13 @@ pub struct HeliosGpuUploads(pub Vec<GpuFrameUpload>);
 
 impl HeliosGpuUploads {
     /// Queues a frame for `image`, replacing one queued earlier for the same image.
-    pub fn push(&mut self, image: AssetId<Image>, width: u32, height: u32, pixels: Vec<u8>) {
+    pub fn push(&mut self, image: AssetId<Image>, width: u32, height: u32, source: FrameSource) {
         self.0.retain(|u| u.image != image);
         self.0.push(GpuFrameUpload {
             image,
             width,
             height,
-            pixels,
+            source,
         });
     }
 }
@@ -198,7 +211,9 @@ fn copy_frames_to_textures(
     let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor {
         label: Some("helios_frame_upload"),
     });
-    let mut copies = 0;
+    // GPU-resident frames stay referenced until their copies are submitted: only then may the
+    // model's memory pool reuse their slice.
+    let mut submitted = Vec::new();
     for upload in uploads.0.drain(..) {
         let Some(gpu_image) = images.get(upload.image) else {
             continue;
@@ -207,39 +222,45 @@ fn copy_frames_to_textures(
         if size.width != upload.width || size.height != upload.height {
             continue;
         }
-        let padded = padded_bytes_per_row(upload.width);
-        let bytes = u64::from(padded) * u64::from(upload.height);
-        let buffer = staging.0.entry(upload.image).or_insert_with(|| {
-            device.create_buffer(&BufferDescriptor {
-                label: Some("helios_frame_staging"),
-                size: bytes,
-                usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        });
-        if buffer.size() != bytes {
-            *buffer = device.create_buffer(&BufferDescriptor {
-                label: Some("helios_frame_staging"),
-                size: bytes,
-                usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-        }
-        if padded == upload.width * 4 {
-            queue.write_buffer(&**buffer, 0, &upload.pixels);
-        } else {
-            queue.write_buffer(
-                &**buffer,
-                0,
-                &pad_rows(&upload.pixels, upload.width, upload.height, padded),
-            );
-        }
+        let (buffer, offset, bytes_per_row) = match &upload.source {
+            FrameSource::Gpu(frame) => {
+                let chunk = &frame.buffer;
+                if chunk.width() != upload.width
+                    || chunk.height() != upload.height
+                    || frame.index >= chunk.frames()
+                {
+                    continue;
+                }
+                (
+                    chunk.buffer(),
+                    chunk.frame_offset(frame.index),
+                    chunk.bytes_per_row(),
+                )
+            }
+            FrameSource::Bytes(pixels) => {
+                if pixels.len() != (upload.width * upload.height * 4) as usize {
+                    continue;
+                }
+                let padded = padded_bytes_per_row(upload.width);
+                let buffer = staging_buffer(&mut staging, &device, upload.image, padded, upload.height);
+                if padded == upload.width * 4 {
+                    queue.write_buffer(buffer, 0, pixels);
+                } else {
+                    queue.write_buffer(
+                        buffer,
+                        0,
+                        &pad_rows(pixels, upload.width, upload.height, padded),
+                    );
+                }
+                (&*buffer, 0, padded)
+            }
+        };
         encoder.copy_buffer_to_texture(
             TexelCopyBufferInfo {
                 buffer: &**buffer,
                 layout: TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(padded),
+                    offset,
+                    bytes_per_row: Some(bytes_per_row),
                     rows_per_image: Some(upload.height),
                 },
             },
@@ -255,11 +276,37 @@ fn copy_frames_to_textures(
                 depth_or_array_layers: 1,
             },
         );
-        copies += 1;
+        submitted.push(upload);
     }
-    if copies > 0 {
+    if !submitted.is_empty() {
         queue.submit([encoder.finish()]);
     }
+    drop(submitted);
+}
+
+/// The staging buffer of `image`, (re)created at `padded * height` bytes.
+fn staging_buffer<'a>(
+    staging: &'a mut StagingBuffers,
+    device: &RenderDevice,
+    image: AssetId<Image>,
+    padded: u32,
+    height: u32,
+) -> &'a Buffer {
+    let bytes = u64::from(padded) * u64::from(height);
+    let buffer = staging.0.entry(image).or_insert_with(|| create_staging(device, bytes));
+    if buffer.size() != bytes {
+        *buffer = create_staging(device, bytes);
+    }
+    buffer
+}
+
+fn create_staging(device: &RenderDevice, bytes: u64) -> Buffer {
+    device.create_buffer(&BufferDescriptor {
+        label: Some("helios_frame_staging"),
+        size: bytes,
+        usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
 }
 
 #[cfg(test)]

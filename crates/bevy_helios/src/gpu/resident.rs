@@ -1,0 +1,326 @@
+//! GPU-resident frames: a generated chunk packed to RGBA8 on the model's wgpu device and handed to
+//! the render world as a buffer of that device, never read back to the CPU.
+//!
+//! On the worker thread, [`pack_chunk`] turns the decoded video `[1, 3, t, h, w]` (in `[-1, 1]`,
+//! on burn's wgpu backend) into one `i32` per pixel whose little-endian bytes are `r, g, b, 255`,
+//! quantised exactly as `Frames::to_rgba8` does (`round(clamp(x / 2 + 0.5, 0, 1) * 255)`, ties to
+//! even), with each row padded to 256 bytes as `copy_buffer_to_texture` needs. The only thing
+//! read back is the 4x4 grid of mean colours per frame that [`HeliosLight`](crate::HeliosLight)
+//! uses (48 floats a frame).
+//!
+//! The packed tensor stays alive inside [`GpuFrameBuffer`], together with cubecl's binding of its
+//! memory (which keeps the memory pool from handing the slice to another tensor), until the last
+//! frame of the chunk has been copied into its texture and the copy submitted.
+//!
+//! This is only sound when burn runs on Bevy's own device ([`GpuSharing::SharedDevice`]): the
+//! buffer is used as a copy source in the render world's command encoder.
+//!
+//! [`GpuSharing::SharedDevice`]: crate::GpuSharing::SharedDevice
+
+use std::any::Any;
+use std::sync::Arc;
+
+use bevy::render::render_resource::Buffer;
+use burn::backend::Wgpu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Int, Tensor};
+use helios_model::pipeline::Frames;
+
+use super::padded_bytes_per_row;
+use crate::error::{HeliosError, HeliosResult};
+use crate::playback::{Frame, FrameStats, STATS_GRID};
+
+/// The frames of one chunk as packed RGBA8 rows in a buffer of the shared wgpu device.
+pub struct GpuFrameBuffer {
+    buffer: Buffer,
+    offset: u64,
+    bytes_per_row: u32,
+    width: u32,
+    height: u32,
+    frames: u32,
+    // The packed tensor and cubecl's binding of its memory: while they live, the slice is not
+    // reused. Dropped after the last copy from it was submitted.
+    _keep: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for GpuFrameBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuFrameBuffer")
+            .field("offset", &self.offset)
+            .field("bytes_per_row", &self.bytes_per_row)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuFrameBuffer {
+    /// The wgpu buffer (of the shared device) holding every frame of the chunk.
+    pub fn buffer(&self) -> &Buffer {
+        &self.buffer
+    }
+
+    /// Byte offset of frame `index` in [`Self::buffer`].
+    pub fn frame_offset(&self, index: u32) -> u64 {
+        self.offset + u64::from(index) * u64::from(self.bytes_per_row) * u64::from(self.height)
+    }
+
+    /// Bytes per row (a multiple of 256).
+    pub fn bytes_per_row(&self) -> u32 {
+        self.bytes_per_row
+    }
+
+    /// Frame width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Frame height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Number of frames.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+}
+
+/// One frame of a [`GpuFrameBuffer`].
+#[derive(Clone, Debug)]
+pub struct GpuFrameRef {
+    /// The chunk's buffer (shared by its frames).
+    pub buffer: Arc<GpuFrameBuffer>,
+    /// The frame within it.
+    pub index: u32,
+}
+
+fn gpu_error(what: &str, detail: impl std::fmt::Debug) -> HeliosError {
+    HeliosError::GpuFrames(format!("{what}: {detail:?}"))
+}
+
+fn side(pixels: usize) -> HeliosResult<u32> {
+    u32::try_from(pixels).map_err(|_| gpu_error("frame side does not fit a texture", pixels))
+}
+
+/// Packs a decoded chunk into GPU-resident frames (see the module docs). `Ok(None)` when the
+/// frames cannot be packed this way (sides not divisible by the stats grid); the caller then
+/// reads them back instead.
+pub fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
+    let video = frames.tensor().clone();
+    let [_, c, t, h, w] = video.dims();
+    let g = STATS_GRID;
+    if c != 3 || t == 0 || h == 0 || w == 0 || h % g != 0 || w % g != 0 {
+        return Ok(None);
+    }
+    let (width, height, count) = (side(w)?, side(h)?, side(t)?);
+    let device = video.device();
+    let quantised = video
+        .narrow(0, 0, 1)
+        .reshape([3, t, h, w])
+        .div_scalar(2.0)
+        .add_scalar(0.5)
+        .clamp(0.0, 1.0)
+        .mul_scalar(255.0)
+        .round();
+
+    // Mean colour of each grid cell: [3, t, g, h/g, g, w/g] -> [t, g*g, 3].
+    let means = quantised
+        .clone()
+        .reshape([3, t, g, h / g, g, w / g])
+        .mean_dim(5)
+        .mean_dim(3)
+        .reshape([3, t, g * g])
+        .permute([1, 2, 0])
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| gpu_error("reading frame statistics", e))?;
+
+    // r + 256 g + 65536 b + 255 << 24, written as a negative i32 so nothing overflows.
+    let q: Tensor<Wgpu, 4, Int> = quantised.int();
+    let packed = q.clone().narrow(0, 0, 1)
+        + q.clone().narrow(0, 1, 1).mul_scalar(256)
+        + q.narrow(0, 2, 1).mul_scalar(65_536);
+    let packed = packed.sub_scalar(16_777_216).reshape([t, h, w]);
+    let bytes_per_row = padded_bytes_per_row(width);
+    let row_pixels = (bytes_per_row / 4) as usize;
+    let packed = if row_pixels == w {
+        packed
+    } else {
+        Tensor::<Wgpu, 3, Int>::zeros([t, h, row_pixels], &device)
+            .slice_assign([0..t, 0..h, 0..w], packed)
+    };
+
+    let primitive = packed.clone().into_primitive();
+    if primitive.dtype != DType::I32 || !primitive.is_contiguous() {
+        return Ok(None);
+    }
+    // Everything above is on the device's queue before the render world's copy is.
+    <Wgpu as Backend>::sync(&device).map_err(|e| gpu_error("waiting for the frame packing", e))?;
+    let managed = primitive
+        .client
+        .get_resource(primitive.handle.clone())
+        .map_err(|e| gpu_error("locating the frame buffer", e))?;
+    let resource = managed.resource();
+    let needed = u64::from(bytes_per_row) * u64::from(height) * u64::from(count);
+    if resource.size < needed {
+        return Err(gpu_error(
+            "frame buffer smaller than its frames",
+            (resource.size, needed),
+        ));
+    }
+    let buffer = Arc::new(GpuFrameBuffer {
+        buffer: Buffer::from(resource.buffer.clone()),
+        offset: resource.offset,
+        bytes_per_row,
+        width,
+        height,
+        frames: count,
+        _keep: Box::new((packed, managed)),
+    });
+
+    let cells = g * g;
+    Ok(Some(
+        (0..count)
+            .map(|index| {
+                let mut stats = FrameStats::default();
+                for (cell, out) in stats.grid.iter_mut().enumerate() {
+                    let at = (index as usize * cells + cell) * 3;
+                    for (k, v) in out.iter_mut().enumerate() {
+                        *v = means[at + k] / 255.0;
+                    }
+                }
+                Frame {
+                    pixels: Vec::new(),
+                    stats,
+                    gpu: Some(GpuFrameRef {
+                        buffer: buffer.clone(),
+                        index,
+                    }),
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use bevy::render::render_resource::{
+        BufferDescriptor, BufferUsages, CommandEncoderDescriptor, MapMode, PollType,
+    };
+    use burn::backend::wgpu::graphics::AutoGraphicsApi;
+    use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup, init_setup};
+    use burn::tensor::TensorData;
+
+    use super::*;
+
+    /// burn's default wgpu device, initialised once for every test here, and its wgpu handles.
+    fn setup() -> &'static WgpuSetup {
+        static SETUP: std::sync::OnceLock<WgpuSetup> = std::sync::OnceLock::new();
+        SETUP.get_or_init(|| {
+            init_setup::<AutoGraphicsApi>(&WgpuDevice::DefaultDevice, RuntimeOptions::default())
+        })
+    }
+
+    /// Reads `bytes` bytes at `offset` of a buffer of `setup`'s device (the test's own readback).
+    fn read(setup: &WgpuSetup, buffer: &Buffer, offset: u64, bytes: u64) -> Vec<u8> {
+        let target = setup.device.create_buffer(&BufferDescriptor {
+            label: Some("test_readback"),
+            size: bytes,
+            usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = setup
+            .device
+            .create_command_encoder(&CommandEncoderDescriptor { label: None });
+        encoder.copy_buffer_to_buffer(buffer, offset, &target, 0, bytes);
+        setup.queue.submit([encoder.finish()]);
+        let slice = target.slice(..);
+        slice.map_async(MapMode::Read, |r| r.expect("map the readback buffer"));
+        setup
+            .device
+            .poll(PollType::wait_indefinitely())
+            .expect("poll the device");
+        let out = slice.get_mapped_range().to_vec();
+        target.unmap();
+        out
+    }
+
+    /// The packed frames in the device buffer are, byte for byte, what `Frames::to_rgba8` reads
+    /// back (quantisation, ties, clamping, opaque alpha), at the offsets and row pitch the
+    /// texture copy uses; the statistics are the cell means of those bytes.
+    #[test]
+    fn packed_frames_match_the_cpu_conversion() {
+        let setup = setup();
+        let device = WgpuDevice::DefaultDevice;
+        // 20 pixels a row: 80 bytes, padded to 256 in the buffer.
+        let (t, h, w) = (3, 8, 20);
+        let n = 3 * t * h * w;
+        let values: Vec<f32> = (0..n)
+            .map(|i| {
+                // Cover clamping on both sides and exact halves of a quantisation step.
+                let k = (i * 37 % 290) as f32 - 17.0;
+                (k + if i % 3 == 0 { 0.5 } else { 0.25 }) / 255.0 * 2.0 - 1.0
+            })
+            .collect();
+        let video = Tensor::<Wgpu, 5>::from_data(TensorData::new(values, [1, 3, t, h, w]), &device);
+        let frames = Frames::new(video);
+        let expected = frames.to_rgba8().unwrap();
+
+        let packed = pack_chunk(&frames).unwrap().expect("8x20 frames can be packed");
+        assert_eq!(packed.len(), t);
+        for (index, (frame, want)) in packed.iter().zip(&expected).enumerate() {
+            assert!(frame.pixels.is_empty(), "nothing read back");
+            let gpu = frame.gpu.as_ref().unwrap();
+            assert_eq!(gpu.index as usize, index);
+            let chunk = &gpu.buffer;
+            assert_eq!((chunk.width(), chunk.height(), chunk.frames()), (20, 8, 3));
+            assert_eq!(chunk.bytes_per_row(), 256);
+            let pitch = chunk.bytes_per_row() as usize;
+            let bytes = read(
+                setup,
+                chunk.buffer(),
+                chunk.frame_offset(gpu.index),
+                (pitch * h) as u64,
+            );
+            for y in 0..h {
+                assert_eq!(
+                    &bytes[y * pitch..y * pitch + w * 4],
+                    &want[y * w * 4..(y + 1) * w * 4],
+                    "frame {index} row {y}"
+                );
+            }
+            // Cell means of the exact bytes.
+            let g = STATS_GRID;
+            for cy in 0..g {
+                for cx in 0..g {
+                    let mut sum = [0f64; 3];
+                    let mut count = 0.0;
+                    for y in cy * h / g..(cy + 1) * h / g {
+                        for x in cx * w / g..(cx + 1) * w / g {
+                            for c in 0..3 {
+                                sum[c] += f64::from(want[(y * w + x) * 4 + c]);
+                            }
+                            count += 1.0;
+                        }
+                    }
+                    for c in 0..3 {
+                        let mean = (sum[c] / count / 255.0) as f32;
+                        let got = frame.stats.grid[cy * g + cx][c];
+                        assert!((got - mean).abs() < 1e-4, "cell {cx},{cy} channel {c}: {got} vs {mean}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sides_off_the_stats_grid_are_read_back_instead() {
+        setup();
+        let device = WgpuDevice::DefaultDevice;
+        let video = Tensor::<Wgpu, 5>::zeros([1, 3, 2, 6, 6], &device);
+        assert!(pack_chunk(&Frames::new(video)).unwrap().is_none());
+    }
+}
