@@ -2,7 +2,9 @@
 //! submit, drain, paced playback, CPU upload into `Assets<Image>`, lights) with 1 and 4 streams
 //! at 384x640 frames, one new frame per stream per tick (24 fps ticks). Frames are injected into
 //! the rings outside the timed region (the worker's thread is not main-thread cost).
-//! Not included: Bevy's own render extraction of the changed images.
+//! Not included: Bevy's own render extraction of the changed images. Included: Bevy's own cost of
+//! running an update (its multi-threaded executor waking its task pool); `plugin_tick/baseline`
+//! is that cost alone, the same app without the plugin.
 
 use std::time::{Duration, Instant};
 
@@ -52,7 +54,23 @@ fn app(streams: usize) -> App {
     app
 }
 
+/// The app of [`app`] without the plugin: what any update costs.
+fn baseline() -> App {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, AssetPlugin::default()))
+        .init_asset::<Image>()
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
+            1.0 / 24.0,
+        )));
+    app.update();
+    app
+}
+
 fn bench(c: &mut Criterion) {
+    let mut empty = baseline();
+    c.bench_function("plugin_tick/baseline_without_plugin", |b| {
+        b.iter(|| empty.update())
+    });
     let frame = vec![128u8; (W * H * 4) as usize];
     let stats = FrameStats::of_rgba(&frame, W as usize, H as usize);
     for streams in [1usize, 4] {

@@ -112,6 +112,19 @@ fn scene_context_change_reaches_the_worker_as_a_new_prompt() {
     assert_eq!(stream(&app, e).applied_prompt, applied);
 }
 
+/// Updates the app until a `HeliosWorkerError` message is written; returns it.
+fn next_error(app: &mut App) -> HeliosWorkerError {
+    let mut seen = None;
+    run_until(app, "error message", |a| {
+        let msgs = a.world().resource::<Messages<HeliosWorkerError>>();
+        if let Some(m) = msgs.iter_current_update_messages().next() {
+            seen = Some(m.clone());
+        }
+        seen.is_some()
+    });
+    seen.expect("run_until returned, so a message was seen")
+}
+
 #[test]
 fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,15 +133,7 @@ fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
         ..settings()
     });
     let (e, image) = spawn_screen(&mut app, ctx("calm"));
-    let mut seen = None;
-    run_until(&mut app, "error message", |a| {
-        let msgs = a.world().resource::<Messages<HeliosWorkerError>>();
-        if let Some(m) = msgs.iter_current_update_messages().next() {
-            seen = Some(m.clone());
-        }
-        seen.is_some()
-    });
-    let err = seen.unwrap();
+    let err = next_error(&mut app);
     assert!(err.entity.is_none());
     assert!(
         matches!(err.error, bevy_helios::HeliosError::Model(_)),
@@ -166,15 +171,7 @@ fn a_bad_frame_size_is_a_stream_error_and_a_new_stream_starts() {
         ..settings()
     });
     let (e, image) = spawn_screen(&mut app, ctx("calm"));
-    let mut seen = None;
-    run_until(&mut app, "error message", |a| {
-        let msgs = a.world().resource::<Messages<HeliosWorkerError>>();
-        if let Some(m) = msgs.iter_current_update_messages().next() {
-            seen = Some(m.clone());
-        }
-        seen.is_some()
-    });
-    let err = seen.unwrap();
+    let err = next_error(&mut app);
     assert_eq!(err.entity, Some(e), "the error names the screen");
     let text = err.error.to_string();
     assert!(text.contains("width 100"), "{text}");
