@@ -48,6 +48,15 @@ pub fn padded_bytes_per_row(width: u32) -> u32 {
     (width * 4).div_ceil(COPY_ROW_ALIGNMENT) * COPY_ROW_ALIGNMENT
 }
 
+/// A frame side as the `u32` textures use; an error when it does not fit.
+pub(crate) fn texture_side(pixels: usize) -> crate::HeliosResult<u32> {
+    u32::try_from(pixels).map_err(|_| {
+        crate::HeliosError::from(helios_model::Error::InvalidRequest(format!(
+            "frame side {pixels} does not fit a texture"
+        )))
+    })
+}
+
 /// Copies tightly packed RGBA8 rows into rows of `padded` bytes.
 pub fn pad_rows(pixels: &[u8], width: u32, height: u32, padded: u32) -> Vec<u8> {
     let row = (width * 4) as usize;
@@ -242,7 +251,8 @@ fn copy_frames_to_textures(
                     continue;
                 }
                 let padded = padded_bytes_per_row(upload.width);
-                let buffer = staging_buffer(&mut staging, &device, upload.image, padded, upload.height);
+                let buffer =
+                    staging_buffer(&mut staging, &device, upload.image, padded, upload.height);
                 if padded == upload.width * 4 {
                     queue.write_buffer(buffer, 0, pixels);
                 } else {
@@ -293,7 +303,10 @@ fn staging_buffer<'a>(
     height: u32,
 ) -> &'a Buffer {
     let bytes = u64::from(padded) * u64::from(height);
-    let buffer = staging.0.entry(image).or_insert_with(|| create_staging(device, bytes));
+    let buffer = staging
+        .0
+        .entry(image)
+        .or_insert_with(|| create_staging(device, bytes));
     if buffer.size() != bytes {
         *buffer = create_staging(device, bytes);
     }

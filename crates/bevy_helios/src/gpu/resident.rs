@@ -26,7 +26,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor};
 use helios_model::pipeline::Frames;
 
-use super::padded_bytes_per_row;
+use super::{padded_bytes_per_row, texture_side};
 use crate::error::{HeliosError, HeliosResult};
 use crate::playback::{Frame, FrameStats, STATS_GRID};
 
@@ -100,10 +100,6 @@ fn gpu_error(what: &str, detail: impl std::fmt::Debug) -> HeliosError {
     HeliosError::GpuFrames(format!("{what}: {detail:?}"))
 }
 
-fn side(pixels: usize) -> HeliosResult<u32> {
-    u32::try_from(pixels).map_err(|_| gpu_error("frame side does not fit a texture", pixels))
-}
-
 /// Packs a decoded chunk into GPU-resident frames (see the module docs). `Ok(None)` when the
 /// frames cannot be packed this way (sides not divisible by the stats grid); the caller then
 /// reads them back instead.
@@ -114,7 +110,8 @@ pub fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
     if c != 3 || t == 0 || h == 0 || w == 0 || h % g != 0 || w % g != 0 {
         return Ok(None);
     }
-    let (width, height, count) = (side(w)?, side(h)?, side(t)?);
+    let (width, height) = (texture_side(w)?, texture_side(h)?);
+    let count = u32::try_from(t).map_err(|_| gpu_error("too many frames in one chunk", t))?;
     let device = video.device();
     let quantised = video
         .narrow(0, 0, 1)
@@ -269,7 +266,9 @@ mod tests {
         let frames = Frames::new(video);
         let expected = frames.to_rgba8().unwrap();
 
-        let packed = pack_chunk(&frames).unwrap().expect("8x20 frames can be packed");
+        let packed = pack_chunk(&frames)
+            .unwrap()
+            .expect("8x20 frames can be packed");
         assert_eq!(packed.len(), t);
         for (index, (frame, want)) in packed.iter().zip(&expected).enumerate() {
             assert!(frame.pixels.is_empty(), "nothing read back");
@@ -309,7 +308,10 @@ mod tests {
                     for c in 0..3 {
                         let mean = (sum[c] / count / 255.0) as f32;
                         let got = frame.stats.grid[cy * g + cx][c];
-                        assert!((got - mean).abs() < 1e-4, "cell {cx},{cy} channel {c}: {got} vs {mean}");
+                        assert!(
+                            (got - mean).abs() < 1e-4,
+                            "cell {cx},{cy} channel {c}: {got} vs {mean}"
+                        );
                     }
                 }
             }

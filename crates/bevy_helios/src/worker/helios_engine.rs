@@ -14,6 +14,7 @@ use helios_model::pipeline::{ChunkStream, Conditioning, Frames, HeliosPipeline, 
 
 use super::engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId, StreamSpec};
 use crate::error::{HeliosError, HeliosResult};
+use crate::gpu::texture_side;
 use crate::playback::Frame;
 use crate::settings::HeliosBackend;
 
@@ -102,15 +103,6 @@ fn request(spec: StreamSpec) -> StreamRequest {
     }
 }
 
-/// A frame side as the `u32` textures use.
-fn side(pixels: usize) -> HeliosResult<u32> {
-    u32::try_from(pixels).map_err(|_| {
-        HeliosError::from(helios_model::Error::InvalidRequest(format!(
-            "frame side {pixels} does not fit a texture"
-        )))
-    })
-}
-
 impl<B: Backend> ChunkEngine for HeliosEngine<B> {
     fn start(&mut self, id: StreamId, spec: StreamSpec) -> HeliosResult<()> {
         // Validates first (size multiple, steps per stage, prompt), then encodes the prompt.
@@ -124,8 +116,8 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
         let frames = &chunk.frames;
         Ok(EngineChunk {
             index: chunk.index,
-            width: side(frames.width())?,
-            height: side(frames.height())?,
+            width: texture_side(frames.width())?,
+            height: texture_side(frames.height())?,
             frames: (self.export)(frames)?,
         })
     }

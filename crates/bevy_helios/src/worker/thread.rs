@@ -12,7 +12,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, Tr
 use super::{ChunkEngine, StreamId, WorkerCommand, WorkerEvent};
 use crate::error::{HeliosError, HeliosResult};
 
-
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
