@@ -1,20 +1,12 @@
 //! The `text_encoder` golden case on NdArray and on wgpu (lavapipe in CI).
 
-use std::path::PathBuf;
+mod common;
 
 use burn::tensor::backend::Backend;
 use helios_conformance::{Outcome, run_case};
 
-/// `../shared/fixtures/tiny-helios`, or the fixture set named by `HELIOS_FIXTURE_DIR` (any set with
-/// other dimensions, prompts and lengths must pass the same way).
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("HELIOS_FIXTURE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios"))
-}
-
 fn check<B: Backend>(device: &B::Device) {
-    let outcome = run_case::<B>(&fixture_dir(), "text_encoder", device)
+    let outcome = run_case::<B>(&common::fixture(), "text_encoder", device)
         .unwrap_or_else(|e| panic!("case failed to run: {e}"));
     let Outcome::Checked(lines) = outcome else {
         panic!("case skipped: {outcome:?}")

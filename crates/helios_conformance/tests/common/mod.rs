@@ -5,9 +5,13 @@ use std::path::PathBuf;
 use burn::tensor::backend::Backend;
 use helios_conformance::{Outcome, run_case};
 
-/// `../shared/fixtures/tiny-helios` next to the checkout.
+/// The fixture set the golden tests run: `fixtures/tiny-helios` of this crate (kept in the
+/// repository), or the set named by `HELIOS_FIXTURE_DIR` (any set with other sizes, layer counts,
+/// prompts and lengths must pass the same way).
 pub fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios")
+    std::env::var_os("HELIOS_FIXTURE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny-helios"))
 }
 
 /// Runs `case` on `B` and asserts that it ran and that every check is within tolerance.
