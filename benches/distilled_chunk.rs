@@ -11,7 +11,7 @@ use helios_model::pipeline::{ChunkStream, HeliosPipeline, StreamRequest};
 
 type B = NdArray<f32>;
 
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/models/tiny-helios");
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/helios_model/embedded/tiny-helios");
 
 fn distilled_chunk(c: &mut Criterion) {
     let device = Default::default();

@@ -13,7 +13,7 @@ use helios_model::pipeline::HistoryLayout;
 
 type B = NdArray<f32>;
 
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/models/tiny-helios");
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/helios_model/embedded/tiny-helios");
 
 fn input(device: &NdArrayDevice) -> DitInput<B> {
     let normal = |shape: [usize; 5]| Tensor::<B, 5>::random(shape, Distribution::Normal(0.0, 1.0), device);

@@ -10,7 +10,7 @@ use helios_model::vae::WanVae;
 
 type B = NdArray<f32>;
 
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/models/tiny-helios");
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/helios_model/embedded/tiny-helios");
 
 fn vae_decode(c: &mut Criterion) {
     let device = Default::default();

@@ -18,8 +18,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 
-if [ ! -d ../shared/fixtures/tiny-helios ]; then
-  echo "note: ../shared/fixtures/tiny-helios is absent; the golden tests will fail to find their fixtures" >&2
-fi
-
 cargo test --workspace --locked "$@"

@@ -149,9 +149,9 @@ impl HeliosSettings {
         }
     }
 
-    /// The folder of the embedded tiny model (`assets/models/tiny-helios` of this repository).
+    /// The folder of the embedded tiny model (`crates/helios_model/embedded/tiny-helios` of this repository).
     pub fn embedded_model_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/models/tiny-helios")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../helios_model/embedded/tiny-helios")
     }
 
     /// The model folder in effect: [`HeliosSettings::model_dir`] or the embedded tiny model.

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::backend::BackendChoice;
 
 /// The embedded tiny model (random weights, abstract motion), found relative to the workspace.
-pub const EMBEDDED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/models/tiny-helios");
+pub const EMBEDDED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../helios_model/embedded/tiny-helios");
 
 /// Frame size (height, width) on the embedded model.
 pub const EMBEDDED_SIZE: (usize, usize) = (128, 128);

@@ -13,7 +13,7 @@ use helios_model::weights::SafetensorsSet;
 type B = NdArray<f32>;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("embedded/tiny-helios")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

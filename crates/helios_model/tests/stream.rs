@@ -14,7 +14,7 @@ type B = NdArray<f32>;
 
 fn model_dir() -> PathBuf {
     // The embedded tiny checkpoint (the fixture checkpoint without its golden cases).
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/models/tiny-helios")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("embedded/tiny-helios")
 }
 
 fn pipeline() -> Arc<HeliosPipeline<B>> {

@@ -191,7 +191,7 @@ mod tests {
     use crate::TestBackend;
 
     fn fixture() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-helios")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("embedded/tiny-helios")
     }
 
     /// A copy of the fixture's `tokenizer/` and `text_encoder/` in a temp dir, to break.

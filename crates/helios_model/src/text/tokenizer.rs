@@ -291,7 +291,7 @@ mod tests {
 
     fn fixture() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/tiny-helios/tokenizer/tokenizer.json")
+            .join("embedded/tiny-helios/tokenizer/tokenizer.json")
     }
 
     #[test]
