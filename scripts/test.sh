@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the suite needs on a fresh Debian/Ubuntu machine
 # (software Vulkan for the wgpu backend and Bevy, the headers Bevy links against, ffmpeg for the
-# .mp4 output test), then runs every test.
+# .mp4 output test), then checks what a maintainer checks: formatting, clippy with warnings denied,
+# every test, and the docs with warnings denied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +18,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
+if command -v rustup >/dev/null; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
 
+step() { echo; echo "== $* =="; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "cargo test"
 cargo test --workspace --locked "$@"

@@ -67,7 +67,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         max_sequence_length: args.model.max_sequence_length,
         ..StreamRequest::default()
     };
-    let dir = args.model.dir();
+    let dir = args.model.dir()?;
     with_backend!(args.model.backend, |device: B| {
         let pipeline = Arc::new(load_pipeline::<B>(&dir, &device)?);
         bench::<B>(&pipeline, &request, args)

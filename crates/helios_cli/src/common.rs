@@ -11,18 +11,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::BackendChoice;
 
-/// The embedded tiny model (random weights, abstract motion), found relative to the workspace.
-pub const EMBEDDED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../helios_model/embedded/tiny-helios");
+/// The model folder when none is named: `HELIOS_MODEL_DIR`, else the tiny model compiled into
+/// `helios_model` (random weights, abstract motion), written once into the user's cache folder.
+pub fn default_model_dir() -> Result<PathBuf> {
+    helios_model::embedded::default_model_dir().context("cannot prepare the embedded model")
+}
 
-/// Frame size (height, width) on the embedded model.
-pub const EMBEDDED_SIZE: (usize, usize) = (128, 128);
+/// Whether a run without `--model` uses a checkpoint named by `HELIOS_MODEL_DIR`.
+fn model_from_env() -> bool {
+    std::env::var_os(helios_model::embedded::MODEL_DIR_ENV).is_some_and(|d| !d.is_empty())
+}
 /// Frame size (height, width) on a checkpoint given with `--model` (the reference default).
 pub const CHECKPOINT_SIZE: (usize, usize) = (384, 640);
 
 /// Model, size, steps and backend options.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Diffusers-layout Helios folder [default: the embedded tiny model, random weights]
+    /// Diffusers-layout Helios folder [default: $HELIOS_MODEL_DIR, else the embedded tiny model, random weights]
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Frame height in pixels [default: 384 with --model, 128 on the embedded model]
@@ -47,13 +52,17 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// The checkpoint folder.
-    pub fn dir(&self) -> PathBuf {
-        self.model.clone().unwrap_or_else(|| PathBuf::from(EMBEDDED_MODEL))
+    pub fn dir(&self) -> Result<PathBuf> {
+        match &self.model {
+            Some(dir) => Ok(dir.clone()),
+            None => default_model_dir(),
+        }
     }
 
     /// Frame height and width, with the defaults filled in.
     pub fn size(&self) -> (usize, usize) {
-        let (h, w) = if self.model.is_some() { CHECKPOINT_SIZE } else { EMBEDDED_SIZE };
+        let (h, w) =
+            if self.model.is_some() || model_from_env() { CHECKPOINT_SIZE } else { helios_model::embedded::SIZE };
         (self.height.unwrap_or(h), self.width.unwrap_or(w))
     }
 }

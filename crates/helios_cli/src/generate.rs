@@ -111,7 +111,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         ..StreamRequest::default()
     };
     install_interrupt();
-    let dir = args.model.dir();
+    let dir = args.model.dir()?;
     let start = Instant::now();
     let summary = with_backend!(args.model.backend, |device: B| {
         let pipeline = Arc::new(load_pipeline::<B>(&dir, &device)?);

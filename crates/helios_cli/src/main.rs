@@ -53,9 +53,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Info { dir } => {
-            info::run(&dir.unwrap_or_else(|| PathBuf::from(common::EMBEDDED_MODEL))).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Info { dir } => dir
+            .map_or_else(common::default_model_dir, Ok)
+            .and_then(|dir| info::run(&dir))
+            .map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Check { fixture_dir, backend, cases } => check::run(&fixture_dir, backend, &cases),
     };

@@ -6,10 +6,12 @@
 //! The data path, one module each: [`config`] + [`weights`] (checkpoint loading) → [`text`] (tokenizer
 //! and UMT5) / [`dit`] (the DiT with its three-scale history compaction) / [`vae`] (Wan VAE) /
 //! [`scheduler`] (DMD and UniPC) → [`pipeline`] (T2V / I2V / V2V, built on a streaming chunk generator).
-//! Everything is generic over `burn::tensor::backend::Backend`.
+//! Everything is generic over `burn::tensor::backend::Backend`. [`embedded`] is the tiny default
+//! checkpoint compiled into the crate.
 
 pub mod config;
 pub mod dit;
+pub mod embedded;
 pub mod error;
 pub mod ops;
 pub mod pipeline;
