@@ -42,7 +42,23 @@ fn half_loading_converts_on_the_host_and_matches_the_cast_model() {
             .dtype(),
         DType::F32
     );
-    assert!(report.bytes_stored < report.bytes_read, "{report}");
+    // The tiny checkpoint is bf16: most tensors go straight to the half type, the float32 modules
+    // are widened, and nothing near a float32 copy of the whole model is made.
+    assert!(
+        report
+            .conversions
+            .get(&format!("BF16 -> {half:?}"))
+            .is_some_and(|n| *n > 0),
+        "{report}"
+    );
+    assert!(
+        report
+            .conversions
+            .get("BF16 -> F32")
+            .is_some_and(|n| *n > 0),
+        "{report}"
+    );
+    assert!(report.bytes_stored < 2 * report.bytes_read, "{report}");
 
     let input = || {
         let normal = |shape: [usize; 5]| {

@@ -452,11 +452,6 @@ mod tests {
         let q = values(d.attn1.to_q.weight.val());
         assert!(!q.is_empty());
         assert_eq!(q, values(c.attn1.to_q.weight.val()));
-        assert_ne!(
-            q,
-            values(f.attn1.to_q.weight.val()),
-            "the tiny checkpoint is float32: rounding changes it"
-        );
         // `_keep_in_fp32_modules` are not rounded.
         assert_eq!(
             values(d.scale_shift_table.val()),
@@ -470,8 +465,11 @@ mod tests {
             report.applied.len(),
             report.conversions.values().sum::<usize>()
         );
-        assert!(
-            report.bytes_read > 0 && report.bytes_stored == report.bytes_read,
+        // The tiny checkpoint is bf16; emulated bf16 stores float32.
+        assert_eq!(report.bytes_stored, 2 * report.bytes_read, "{report}");
+        assert_eq!(
+            report.conversions.get("BF16 -> F32"),
+            Some(&report.applied.len()),
             "{report}"
         );
     }
