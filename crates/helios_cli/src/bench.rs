@@ -69,7 +69,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let dir = args.model.dir()?;
     with_backend!(args.model.backend, |device: B| {
-        let pipeline = Arc::new(load_pipeline::<B>(&dir, &device)?);
+        let pipeline = Arc::new(load_pipeline::<B>(&dir, &device, args.model.precision::<B>(&device))?);
         bench::<B>(&pipeline, &request, args)
     })
 }

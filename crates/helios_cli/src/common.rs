@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;
-use helios_model::pipeline::{HeliosPipeline, Part};
+use helios_model::dit::Precision;
+use helios_model::pipeline::{HeliosPipeline, LoadOptions, Part};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backend::BackendChoice;
+use crate::backend::{BackendChoice, PrecisionChoice};
 
 /// The model folder when none is named: `HELIOS_MODEL_DIR`, else the tiny model compiled into
 /// `helios_model` (random weights, abstract motion), written once into the user's cache folder.
@@ -48,6 +49,9 @@ pub struct ModelArgs {
     /// Backend to run on
     #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
     pub backend: BackendChoice,
+    /// DiT precision [default: half on wgpu and cuda, f32 on ndarray]
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionChoice>,
 }
 
 impl ModelArgs {
@@ -59,6 +63,13 @@ impl ModelArgs {
         }
     }
 
+    /// The DiT precision on backend `B`, with the backend's default filled in.
+    pub fn precision<B: Backend>(&self, device: &B::Device) -> Precision {
+        self.precision
+            .unwrap_or(self.backend.default_precision())
+            .resolve::<B>(device)
+    }
+
     /// Frame height and width, with the defaults filled in.
     pub fn size(&self) -> (usize, usize) {
         let (h, w) =
@@ -67,20 +78,30 @@ impl ModelArgs {
     }
 }
 
-/// Loads a checkpoint, showing a spinner with the part and tensor count on stderr.
-pub fn load_pipeline<B: Backend>(dir: &Path, device: &B::Device) -> Result<HeliosPipeline<B>> {
+/// Loads a checkpoint with the DiT at `precision`, showing a spinner with the part and tensor count
+/// on stderr, then what the DiT's loading did.
+pub fn load_pipeline<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    precision: Precision,
+) -> Result<HeliosPipeline<B>> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} loading {msg}")?);
-    let pipeline = HeliosPipeline::<B>::load_with_progress(dir, device, &mut |part, p| {
-        let name = match part {
-            Part::TextEncoder => "text encoder",
-            Part::Transformer => "transformer",
-            Part::Vae => "vae",
-        };
-        spinner.set_message(format!("{name}: {}/{} tensors", p.loaded, p.total));
-        spinner.tick();
-    })
-    .with_context(|| format!("cannot load the model in {}", dir.display()));
+    let options = LoadOptions::at(precision);
+    let pipeline =
+        HeliosPipeline::<B>::load_with_options_progress(dir, device, options, &mut |part, p| {
+            let name = match part {
+                Part::TextEncoder => "text encoder",
+                Part::Transformer => "transformer",
+                Part::Vae => "vae",
+            };
+            spinner.set_message(format!("{name}: {}/{} tensors", p.loaded, p.total));
+            spinner.tick();
+        })
+        .with_context(|| format!("cannot load the model in {}", dir.display()));
     spinner.finish_and_clear();
+    if let Ok(p) = &pipeline {
+        eprintln!("{} ({precision:?})", p.transformer_load_report());
+    }
     pipeline
 }

@@ -114,7 +114,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let dir = args.model.dir()?;
     let start = Instant::now();
     let summary = with_backend!(args.model.backend, |device: B| {
-        let pipeline = Arc::new(load_pipeline::<B>(&dir, &device)?);
+        let pipeline = Arc::new(load_pipeline::<B>(&dir, &device, args.model.precision::<B>(&device))?);
         match generate::<B>(pipeline, request, args.frames, &target, &INTERRUPTED) {
             Ok(summary) => summary,
             Err(_) if INTERRUPTED.load(Ordering::Acquire) => {

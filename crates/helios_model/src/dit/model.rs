@@ -20,7 +20,9 @@ use super::precision::Precision;
 use super::rope::{HeliosRope, RopeTable};
 use crate::config::{TransformerConfig, read_json};
 use crate::error::{Error, Result};
-use crate::weights::{KeyMap, LoadProgress, SafetensorsSet, lazy_zeros, load_module};
+use crate::weights::{
+    KeyMap, LoadProgress, LoadReport, SafetensorsSet, lazy_zeros, load_module_as,
+};
 
 /// diffusers `HeliosOutputNorm`: affine-free LayerNorm modulated by `scale_shift_table + temb`.
 #[derive(Module, Debug)]
@@ -79,8 +81,12 @@ pub struct HeliosTransformer3DModel<B: Backend> {
 
 /// Burn paths → diffusers keys (only the real renames; field names follow the checkpoint).
 fn key_map() -> KeyMap {
-    KeyMap::new(&[(".ffn.proj_in.", ".ffn.net.0.proj."), (".ffn.proj_out.", ".ffn.net.2."), (".to_out.", ".to_out.0.")])
-        .ignoring_unused(&["norm_added_q"])
+    KeyMap::new(&[
+        (".ffn.proj_in.", ".ffn.net.0.proj."),
+        (".ffn.proj_out.", ".ffn.net.2."),
+        (".to_out.", ".to_out.0."),
+    ])
+    .ignoring_unused(&["norm_added_q"])
 }
 
 impl<B: Backend> HeliosTransformer3DModel<B> {
@@ -97,7 +103,11 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
             cross_attn_norm: config.cross_attn_norm,
             guidance_cross_attn: config.guidance_cross_attn,
             history_scale: config.is_amplify_history.then(|| {
-                if config.history_scale_mode == "scalar" { 1 } else { config.num_attention_heads }
+                if config.history_scale_mode == "scalar" {
+                    1
+                } else {
+                    config.num_attention_heads
+                }
             }),
         };
         Self {
@@ -105,9 +115,18 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
             patch_short: PatchEmbed::new(cin, dim, [pt, ph, pw], device),
             patch_mid: PatchEmbed::new(cin, dim, [2 * pt, 2 * ph, 2 * pw], device),
             patch_long: PatchEmbed::new(cin, dim, [4 * pt, 4 * ph, 4 * pw], device),
-            condition_embedder: HeliosTimeTextEmbedding::new(dim, config.freq_dim, config.text_dim, device),
-            blocks: (0..config.num_layers).map(|_| HeliosTransformerBlock::new(settings, device)).collect(),
-            norm_out: HeliosOutputNorm { scale_shift_table: lazy_zeros([1, 2, dim], device) },
+            condition_embedder: HeliosTimeTextEmbedding::new(
+                dim,
+                config.freq_dim,
+                config.text_dim,
+                device,
+            ),
+            blocks: (0..config.num_layers)
+                .map(|_| HeliosTransformerBlock::new(settings, device))
+                .collect(),
+            norm_out: HeliosOutputNorm {
+                scale_shift_table: lazy_zeros([1, 2, dim], device),
+            },
             proj_out: LinearConfig::new(dim, config.out_channels * pt * ph * pw).init(device),
             config: config.clone(),
             rope: HeliosRope::new(config.rope_dim, config.rope_theta),
@@ -116,28 +135,64 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
     }
 
     /// Loads `<dir>/config.json` and the (sharded) `diffusion_pytorch_model` safetensors of a
-    /// diffusers `transformer/` folder.
-    pub fn load(dir: &Path, device: &B::Device, progress: &mut dyn FnMut(LoadProgress)) -> Result<Self> {
+    /// diffusers `transformer/` folder, in float32.
+    pub fn load(
+        dir: &Path,
+        device: &B::Device,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<Self> {
+        Ok(Self::load_at(dir, device, Precision::F32, progress)?.0)
+    }
+
+    /// [`Self::load`] at compute precision `precision`: each weight is converted from the
+    /// checkpoint's dtype straight into the compute dtype as it is read (diffusers'
+    /// `_keep_in_fp32_modules` stay float32), so no float32 copy of the model is ever made.
+    pub fn load_at(
+        dir: &Path,
+        device: &B::Device,
+        precision: Precision,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<(Self, LoadReport)> {
         let config_path = dir.join("config.json");
         let config: TransformerConfig = read_json(&config_path)?;
         config.validate(&config_path)?;
         let set = SafetensorsSet::open("transformer", dir, "diffusion_pytorch_model")?;
-        Self::load_weights(&config, &set, device, progress)
+        Self::load_weights_at(&config, &set, device, precision, progress)
     }
 
-    /// Builds the model for `config` and loads `set` into it.
+    /// Builds the model for `config` and loads `set` into it, in float32.
     pub fn load_weights(
         config: &TransformerConfig,
         set: &SafetensorsSet,
         device: &B::Device,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Self> {
-        let (model, _report) = load_module(Self::new(config, device), set, &key_map(), progress)?;
-        Ok(model)
+        Ok(Self::load_weights_at(config, set, device, Precision::F32, progress)?.0)
+    }
+
+    /// Builds the model for `config` and loads `set` into it at `precision` (see [`Self::load_at`]).
+    pub fn load_weights_at(
+        config: &TransformerConfig,
+        set: &SafetensorsSet,
+        device: &B::Device,
+        precision: Precision,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<(Self, LoadReport)> {
+        let (mut model, report) = load_module_as(
+            Self::new(config, device),
+            set,
+            &key_map(),
+            precision.dtype_policy(),
+            progress,
+        )?;
+        model.precision = precision;
+        Ok((model, report))
     }
 
     /// The model at compute precision `precision`: parameters outside diffusers'
-    /// `_keep_in_fp32_modules` are cast (or rounded) to it; inputs are cast as the pipeline does.
+    /// `_keep_in_fp32_modules` are cast (or rounded) to it on the device; inputs are cast as the
+    /// pipeline does. Needs the float32 model first: to load a checkpoint at a precision, use
+    /// [`Self::load_at`].
     pub fn with_precision(self, precision: Precision) -> Self {
         let mut model = precision.apply(self);
         model.precision = precision;
@@ -156,27 +211,53 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
 
     fn check_input(&self, input: &DitInput<B>) -> Result<()> {
         let [b, c, t, _, _] = input.hidden_states.dims();
-        let shape_err = |what: &str, expected: String, got: String| Err(Error::Shape { what: what.into(), expected, got });
+        let shape_err = |what: &str, expected: String, got: String| {
+            Err(Error::Shape {
+                what: what.into(),
+                expected,
+                got,
+            })
+        };
         if c != self.config.in_channels {
-            return shape_err("DiT hidden_states channels", self.config.in_channels.to_string(), c.to_string());
+            return shape_err(
+                "DiT hidden_states channels",
+                self.config.in_channels.to_string(),
+                c.to_string(),
+            );
         }
         let [eb, _, ed] = input.encoder_hidden_states.dims();
         if eb != b || ed != self.config.text_dim {
-            return shape_err("DiT encoder_hidden_states", format!("[{b}, l, {}]", self.config.text_dim), format!("{:?}", input.encoder_hidden_states.dims()));
+            return shape_err(
+                "DiT encoder_hidden_states",
+                format!("[{b}, l, {}]", self.config.text_dim),
+                format!("{:?}", input.encoder_hidden_states.dims()),
+            );
         }
         if input.timesteps.len() != b {
-            return shape_err("DiT timesteps", format!("{b} values"), input.timesteps.len().to_string());
+            return shape_err(
+                "DiT timesteps",
+                format!("{b} values"),
+                input.timesteps.len().to_string(),
+            );
         }
         let frames = t / self.config.patch_size[0];
         if input.indices.len() != frames {
-            return shape_err("DiT frame indices", format!("{frames} values"), input.indices.len().to_string());
+            return shape_err(
+                "DiT frame indices",
+                format!("{frames} values"),
+                input.indices.len().to_string(),
+            );
         }
         if let Some(h) = &input.history {
             let terms = [Some(&h.short), h.mid.as_ref(), h.long.as_ref()];
             for term in terms.into_iter().flatten() {
                 let d = term.latents.dims();
                 if d[0] != b || d[1] != c || d[2] != term.indices.len() {
-                    return shape_err("DiT history term [b, c, t, h, w] with t indices", format!("[{b}, {c}, {}, h, w]", term.indices.len()), format!("{d:?}"));
+                    return shape_err(
+                        "DiT history term [b, c, t, h, w] with t indices",
+                        format!("[{b}, {c}, {}, h, w]", term.indices.len()),
+                        format!("{d:?}"),
+                    );
                 }
             }
         }
@@ -185,7 +266,10 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
 
     fn rope_tensor(&self, table: &RopeTable, device: &B::Device) -> Tensor<B, 3> {
         let values: Vec<f32> = table.values.iter().map(|v| *v as f32).collect();
-        Tensor::from_data(TensorData::new(values, [1, table.tokens, table.width]), device)
+        Tensor::from_data(
+            TensorData::new(values, [1, table.tokens, table.width]),
+            device,
+        )
     }
 
     /// The flow velocity `[b, out_channels, t, h, w]` for `input`.
@@ -195,7 +279,11 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
 
     /// [`Self::forward`], reporting named intermediates to `tap` (`rope_current`, `block0_input`,
     /// `block{i}_output`, `norm_out_output`, ...).
-    pub fn forward_tapped(&self, input: DitInput<B>, mut tap: Option<&mut dyn Tap>) -> Result<Tensor<B, 5>> {
+    pub fn forward_tapped(
+        &self,
+        input: DitInput<B>,
+        mut tap: Option<&mut dyn Tap>,
+    ) -> Result<Tensor<B, 5>> {
         self.check_input(&input)?;
         let p = self.precision;
         let device = input.hidden_states.device();
@@ -204,7 +292,10 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         input.hidden_states = p.c(input.hidden_states);
         input.encoder_hidden_states = p.c(input.encoder_hidden_states);
         if let Some(h) = input.history.as_mut() {
-            for term in [Some(&mut h.short), h.mid.as_mut(), h.long.as_mut()].into_iter().flatten() {
+            for term in [Some(&mut h.short), h.mid.as_mut(), h.long.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 term.latents = p.c(term.latents.clone());
             }
         }
@@ -221,21 +312,37 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         let current = p.c(current);
         let current_len = current.dims()[1];
         let rope_current = self.rope.table(&input.indices, hh, ww);
-        emit("rope_current", &|| self.rope_tensor(&rope_current, &device).into_data());
+        emit("rope_current", &|| {
+            self.rope_tensor(&rope_current, &device).into_data()
+        });
 
         // History tokens [long | mid | short] and the full sequence.
         let (x, rope_all) = match &input.history {
             Some(history) => {
-                let h = compact_history(history, &self.patch_short, &self.patch_mid, &self.patch_long, &self.rope)?;
+                let h = compact_history(
+                    history,
+                    &self.patch_short,
+                    &self.patch_mid,
+                    &self.patch_long,
+                    &self.rope,
+                )?;
                 let [long, mid, short] = h.counts;
                 let rows = |start: usize, n: usize| RopeTable {
                     tokens: n,
                     width: h.rope.width,
-                    values: h.rope.values[start * h.rope.width..(start + n) * h.rope.width].to_vec(),
+                    values: h.rope.values[start * h.rope.width..(start + n) * h.rope.width]
+                        .to_vec(),
                 };
-                emit("rope_long_pooled", &|| self.rope_tensor(&rows(0, long), &device).into_data());
-                emit("rope_mid_pooled", &|| self.rope_tensor(&rows(long, mid), &device).into_data());
-                emit("rope_short", &|| self.rope_tensor(&rows(long + mid, short), &device).into_data());
+                emit("rope_long_pooled", &|| {
+                    self.rope_tensor(&rows(0, long), &device).into_data()
+                });
+                emit("rope_mid_pooled", &|| {
+                    self.rope_tensor(&rows(long, mid), &device).into_data()
+                });
+                emit("rope_short", &|| {
+                    self.rope_tensor(&rows(long + mid, short), &device)
+                        .into_data()
+                });
                 let mut table = h.rope;
                 table.append(&rope_current);
                 (Tensor::cat(vec![p.c(h.tokens), current], 1), table)
@@ -249,16 +356,30 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         let rotary = Rotary::from_table(rope_t);
 
         // Conditioning.
-        let time = self.condition_embedder.time_at(&input.timesteps, &device, p);
+        let time = self
+            .condition_embedder
+            .time_at(&input.timesteps, &device, p);
         emit("temb_t", &|| time.temb.to_data());
         emit("timestep_proj_t", &|| time.proj.to_data());
         let segments = if history_len > 0 && self.config.zero_history_timestep {
             let t0 = self.condition_embedder.time_at(&vec![0.0; b], &device, p);
             emit("temb_t0", &|| t0.temb.to_data());
             emit("timestep_proj_t0", &|| t0.proj.to_data());
-            vec![Segment { tokens: history_len, proj: t0.proj }, Segment { tokens: current_len, proj: time.proj.clone() }]
+            vec![
+                Segment {
+                    tokens: history_len,
+                    proj: t0.proj,
+                },
+                Segment {
+                    tokens: current_len,
+                    proj: time.proj.clone(),
+                },
+            ]
         } else {
-            vec![Segment { tokens: total, proj: time.proj.clone() }]
+            vec![Segment {
+                tokens: total,
+                proj: time.proj.clone(),
+            }]
         };
         let text = self.condition_embedder.text(input.encoder_hidden_states, p);
         emit("text_embedded", &|| text.to_data());
@@ -287,7 +408,103 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         // -> [b c, tt, pt, hh, ph, w] -> [b, c, t, h, w].
         let w = ww * pw;
         let out: Tensor<B, 6> = out.reshape([b, tt * hh, ww, pt * ph, pw, c]);
-        let out: Tensor<B, 6> = out.permute([0, 5, 1, 3, 2, 4]).reshape([b * c, tt, hh, pt, ph, w]);
-        Ok(out.permute([0, 1, 3, 2, 4, 5]).reshape([b, c, tt * pt, hh * ph, w]))
+        let out: Tensor<B, 6> = out
+            .permute([0, 5, 1, 3, 2, 4])
+            .reshape([b * c, tt, hh, pt, ph, w]);
+        Ok(out
+            .permute([0, 1, 3, 2, 4, 5])
+            .reshape([b, c, tt * pt, hh * ph, w]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::TestBackend;
+
+    fn transformer_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("embedded/tiny-helios/transformer")
+    }
+
+    fn values<const D: usize>(t: Tensor<TestBackend, D>) -> Vec<f32> {
+        t.into_data().to_vec().unwrap_or_default()
+    }
+
+    #[test]
+    fn loading_at_a_precision_equals_casting_the_float32_model() {
+        let device = Default::default();
+        let precision = Precision::EmulatedBf16;
+        let (direct, report) = HeliosTransformer3DModel::<TestBackend>::load_at(
+            &transformer_dir(),
+            &device,
+            precision,
+            &mut |_| {},
+        )
+        .unwrap();
+        let f32_model =
+            HeliosTransformer3DModel::<TestBackend>::load(&transformer_dir(), &device, &mut |_| {})
+                .unwrap();
+        let cast = f32_model.clone().with_precision(precision);
+        assert_eq!(direct.precision(), precision);
+        let (d, c, f) = (&direct.blocks[0], &cast.blocks[0], &f32_model.blocks[0]);
+        let q = values(d.attn1.to_q.weight.val());
+        assert!(!q.is_empty());
+        assert_eq!(q, values(c.attn1.to_q.weight.val()));
+        // `_keep_in_fp32_modules` are not rounded.
+        assert_eq!(
+            values(d.scale_shift_table.val()),
+            values(f.scale_shift_table.val())
+        );
+        let te = |m: &HeliosTransformer3DModel<TestBackend>| {
+            values(m.condition_embedder.time_embedder.linear_1.weight.val())
+        };
+        assert_eq!(te(&direct), te(&f32_model));
+        assert_eq!(
+            report.applied.len(),
+            report.conversions.values().sum::<usize>()
+        );
+        // The tiny checkpoint is bf16; emulated bf16 stores float32.
+        assert_eq!(report.bytes_stored, 2 * report.bytes_read, "{report}");
+        assert_eq!(
+            report.conversions.get("BF16 -> F32"),
+            Some(&report.applied.len()),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn the_dtype_policy_keeps_diffusers_float32_modules() {
+        let policy = Precision::Native(burn::tensor::DType::F16).dtype_policy();
+        let half = crate::weights::StoreAs::Half(burn::tensor::DType::F16);
+        assert_eq!(policy.store_for("blocks.0.attn1.to_q.weight"), half);
+        assert_eq!(policy.store_for("blocks.0.attn1.norm_q.gamma"), half);
+        assert_eq!(
+            policy.store_for("blocks.3.norm2.gamma"),
+            crate::weights::StoreAs::F32
+        );
+        assert_eq!(
+            policy.store_for("condition_embedder.time_embedder.linear_1.weight"),
+            crate::weights::StoreAs::F32
+        );
+        assert_eq!(
+            policy.store_for("blocks.1.scale_shift_table"),
+            crate::weights::StoreAs::F32
+        );
+        assert_eq!(
+            policy.store_for("norm_out.scale_shift_table"),
+            crate::weights::StoreAs::F32
+        );
+        assert_eq!(
+            policy.store_for("blocks.1.attn1.history_key_scale"),
+            crate::weights::StoreAs::F32
+        );
+        assert_eq!(
+            Precision::F32
+                .dtype_policy()
+                .store_for("blocks.0.attn1.to_q.weight"),
+            crate::weights::StoreAs::F32
+        );
     }
 }

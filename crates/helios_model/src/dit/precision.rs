@@ -11,6 +11,8 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 
+use crate::weights::{DtypePolicy, StoreAs};
+
 /// How the DiT computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
@@ -24,7 +26,14 @@ pub enum Precision {
 }
 
 /// Parameter paths diffusers keeps in float32 (`_keep_in_fp32_modules`).
-pub const KEEP_IN_FP32: [&str; 6] = ["time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "history_key_scale"];
+pub const KEEP_IN_FP32: [&str; 6] = [
+    "time_embedder",
+    "scale_shift_table",
+    "norm1",
+    "norm2",
+    "norm3",
+    "history_key_scale",
+];
 
 /// Rounds float32 values to the nearest bf16 value (Veltkamp splitting: only mul/sub, so it runs on
 /// any backend). Values stay float32.
@@ -45,6 +54,28 @@ impl Precision {
         } else {
             Self::EmulatedBf16
         }
+    }
+
+    /// How the loader stores the DiT's weights at this precision: the compute dtype, float32 for
+    /// [`KEEP_IN_FP32`].
+    pub fn dtype_policy(&self) -> DtypePolicy {
+        let store = match self {
+            Self::F32 => StoreAs::F32,
+            Self::Native(dt) => StoreAs::Half(*dt),
+            Self::EmulatedBf16 => StoreAs::RoundedBf16,
+        };
+        DtypePolicy {
+            store,
+            keep_f32: &KEEP_IN_FP32,
+        }
+    }
+
+    /// Whether the attention may run cubecl's flash kernels (see
+    /// [`super::attention::fused_attention`]): on the native half path only. Those kernels compute
+    /// in f16 tiles whatever the input dtype, so the float32 paths (the golden reference, and the
+    /// CPU backend's emulated bf16) ask for the exact composition instead.
+    pub fn flash_attention(&self) -> bool {
+        matches!(self, Self::Native(_))
     }
 
     /// Whether this is a half-precision path.
@@ -74,7 +105,10 @@ impl Precision {
         if !self.is_half() {
             return module;
         }
-        module.map(&mut Caster { precision: *self, path: Vec::new() })
+        module.map(&mut Caster {
+            precision: *self,
+            path: Vec::new(),
+        })
     }
 }
 
@@ -110,11 +144,17 @@ mod tests {
     #[test]
     fn rounding_matches_bf16() {
         let values = vec![1.0f32, 1.0039, 1.001, 3.14159265, -1234.567, 1e-3, 0.0];
-        let t = Tensor::<TestBackend, 1>::from_data(TensorData::new(values.clone(), [values.len()]), &Default::default());
+        let t = Tensor::<TestBackend, 1>::from_data(
+            TensorData::new(values.clone(), [values.len()]),
+            &Default::default(),
+        );
         let rounded: Vec<f32> = round_bf16(t).into_data().to_vec().unwrap_or_default();
         for (v, r) in values.iter().zip(&rounded) {
             let expected = half::bf16::from_f32(*v).to_f32();
-            assert!((expected - r).abs() <= expected.abs() * 1e-7, "{v}: {r} vs {expected}");
+            assert!(
+                (expected - r).abs() <= expected.abs() * 1e-7,
+                "{v}: {r} vs {expected}"
+            );
         }
     }
 }

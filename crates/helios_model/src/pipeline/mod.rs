@@ -25,7 +25,7 @@ pub use conditioning::{Conditioning, ConditioningNoise};
 pub use denoise::{ChunkDenoiser, DitCall, Sampling};
 pub use frames::Frames;
 pub use history::{HistoryBuffer, HistoryLayout};
-pub use model::{HeliosPipeline, Part};
+pub use model::{HeliosPipeline, LoadOptions, Part};
 pub use noise::{DrawKind, NoiseSource, RecordedDraw, ReplayNoise, SeededNoise};
 pub use stream::{ChunkStream, StreamRequest, VideoChunk};
 pub use video::{GeneratedVideo, VideoPlan};

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::scheduler::{FlowScheduler, GuidanceMode, TimestepRequest};
 use crate::text::TextEncoder;
 use crate::vae::WanVae;
-use crate::weights::LoadProgress;
+use crate::weights::{LoadProgress, LoadReport};
 
 /// The longest prompt accepted, in bytes (the model reads at most `max_sequence_length` tokens;
 /// anything this long is a mistake, not a prompt).
@@ -47,6 +47,22 @@ pub struct HeliosPipeline<B: Backend> {
     layout: HistoryLayout,
     zero_init_steps: Option<usize>,
     device: B::Device,
+    dit_report: LoadReport,
+}
+
+/// How [`HeliosPipeline::load_with`] loads a checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The DiT's compute precision; its weights are converted to it as they are read
+    /// ([`Precision::half_for`] on a GPU). The text encoder and the VAE stay float32.
+    pub precision: Precision,
+}
+
+impl LoadOptions {
+    /// The DiT at `precision`.
+    pub fn at(precision: Precision) -> Self {
+        Self { precision }
+    }
 }
 
 impl<B: Backend> HeliosPipeline<B> {
@@ -56,19 +72,40 @@ impl<B: Backend> HeliosPipeline<B> {
         Self::load_with_progress(dir, device, &mut |_, _| {})
     }
 
+    /// [`HeliosPipeline::load`] with `options` (the DiT's precision).
+    pub fn load_with(dir: &Path, device: &B::Device, options: LoadOptions) -> Result<Self> {
+        Self::load_with_options_progress(dir, device, options, &mut |_, _| {})
+    }
+
     /// [`HeliosPipeline::load`], reporting progress per tensor and part.
     pub fn load_with_progress(
         dir: &Path,
         device: &B::Device,
         progress: &mut dyn FnMut(Part, LoadProgress),
     ) -> Result<Self> {
+        Self::load_with_options_progress(dir, device, LoadOptions::default(), progress)
+    }
+
+    /// [`HeliosPipeline::load_with`], reporting progress per tensor and part.
+    pub fn load_with_options_progress(
+        dir: &Path,
+        device: &B::Device,
+        options: LoadOptions,
+        progress: &mut dyn FnMut(Part, LoadProgress),
+    ) -> Result<Self> {
         let checkpoint = HeliosCheckpoint::from_dir(dir)?;
         let scheduler = FlowScheduler::new(&checkpoint.scheduler)?;
-        let text = TextEncoder::load_with_progress(dir, device, &mut |p| progress(Part::TextEncoder, p))?;
-        let dit = HeliosTransformer3DModel::load(&checkpoint.part_dir("transformer"), device, &mut |p| {
-            progress(Part::Transformer, p)
+        let text =
+            TextEncoder::load_with_progress(dir, device, &mut |p| progress(Part::TextEncoder, p))?;
+        let (dit, dit_report) = HeliosTransformer3DModel::load_at(
+            &checkpoint.part_dir("transformer"),
+            device,
+            options.precision,
+            &mut |p| progress(Part::Transformer, p),
+        )?;
+        let vae = WanVae::load_with_progress(&checkpoint.part_dir("vae"), device, &mut |p| {
+            progress(Part::Vae, p)
         })?;
-        let vae = WanVae::load_with_progress(&checkpoint.part_dir("vae"), device, &mut |p| progress(Part::Vae, p))?;
         Ok(Self {
             checkpoint,
             text,
@@ -78,10 +115,17 @@ impl<B: Backend> HeliosPipeline<B> {
             layout: HistoryLayout::default(),
             zero_init_steps: Some(1),
             device: device.clone(),
+            dit_report,
         })
     }
 
-    /// The same pipeline with the DiT at `precision` (e.g. [`Precision::half_for`] on a GPU).
+    /// What loading the DiT did: tensors, bytes read and stored, dtype conversions.
+    pub fn transformer_load_report(&self) -> &LoadReport {
+        &self.dit_report
+    }
+
+    /// The same pipeline with the DiT cast to `precision` on the device (needs the float32 DiT
+    /// loaded first; [`HeliosPipeline::load_with`] loads it at a precision directly).
     pub fn with_dit_precision(mut self, precision: Precision) -> Self {
         self.dit = self.dit.with_precision(precision);
         self
@@ -96,7 +140,12 @@ impl<B: Backend> HeliosPipeline<B> {
         is_cfg_zero_star: bool,
         scheduler: SchedulerConfig,
     ) -> Result<Self> {
-        scheduler.validate(&self.checkpoint.part_dir("scheduler").join("scheduler_config.json"))?;
+        scheduler.validate(
+            &self
+                .checkpoint
+                .part_dir("scheduler")
+                .join("scheduler_config.json"),
+        )?;
         self.scheduler = FlowScheduler::new(&scheduler)?;
         self.checkpoint.pipeline = pipeline;
         self.checkpoint.is_distilled = is_distilled;
@@ -175,7 +224,11 @@ impl<B: Backend> HeliosPipeline<B> {
 
     /// The reference default guidance: 1.0 (none) for Distilled, 5.0 otherwise.
     pub fn default_guidance(&self) -> f32 {
-        if self.checkpoint.is_distilled { 1.0 } else { 5.0 }
+        if self.checkpoint.is_distilled {
+            1.0
+        } else {
+            5.0
+        }
     }
 
     /// The guidance a scale means for this checkpoint: none for Distilled (the reference ignores
@@ -185,7 +238,10 @@ impl<B: Backend> HeliosPipeline<B> {
         if self.checkpoint.is_distilled || scale <= 1.0 {
             GuidanceMode::None
         } else if self.checkpoint.is_cfg_zero_star && self.sampling() == Sampling::Pyramid {
-            GuidanceMode::CfgZeroStar { scale, zero_init_steps: self.zero_init_steps }
+            GuidanceMode::CfgZeroStar {
+                scale,
+                zero_init_steps: self.zero_init_steps,
+            }
         } else {
             GuidanceMode::Cfg { scale }
         }
@@ -221,7 +277,10 @@ impl<B: Backend> HeliosPipeline<B> {
         check_prompt("prompt", &request.prompt)?;
         if let Some(n) = &request.negative_prompt {
             if n.len() > MAX_PROMPT_BYTES {
-                return bad(format!("the negative prompt is {} bytes; the limit is {MAX_PROMPT_BYTES}", n.len()));
+                return bad(format!(
+                    "the negative prompt is {} bytes; the limit is {MAX_PROMPT_BYTES}",
+                    n.len()
+                ));
             }
         }
         let m = self.size_multiple();
@@ -232,7 +291,10 @@ impl<B: Backend> HeliosPipeline<B> {
                 ));
             }
         }
-        let steps = request.steps.clone().unwrap_or_else(|| self.default_steps());
+        let steps = request
+            .steps
+            .clone()
+            .unwrap_or_else(|| self.default_steps());
         let stages = self.stages();
         if steps.len() != stages {
             return bad(format!(
@@ -241,16 +303,25 @@ impl<B: Backend> HeliosPipeline<B> {
             ));
         }
         if let Some(s) = steps.iter().find(|&&s| s == 0 || s > MAX_STEPS) {
-            return bad(format!("{s} steps in a stage; each stage takes 1 to {MAX_STEPS}"));
+            return bad(format!(
+                "{s} steps in a stage; each stage takes 1 to {MAX_STEPS}"
+            ));
         }
-        let guidance_scale = request.guidance_scale.unwrap_or_else(|| self.default_guidance());
+        let guidance_scale = request
+            .guidance_scale
+            .unwrap_or_else(|| self.default_guidance());
         if !guidance_scale.is_finite() || guidance_scale < 0.0 {
-            return bad(format!("guidance scale {guidance_scale} must be a finite number >= 0"));
+            return bad(format!(
+                "guidance scale {guidance_scale} must be a finite number >= 0"
+            ));
         }
         if let Conditioning::Video(frames) = &request.conditioning {
             let need = self.frames_per_chunk();
             if frames.len() < need {
-                return bad(format!("the conditioning video has {} frames; it needs at least {need}", frames.len()));
+                return bad(format!(
+                    "the conditioning video has {} frames; it needs at least {need}",
+                    frames.len()
+                ));
             }
         }
         match &request.conditioning {
@@ -259,9 +330,15 @@ impl<B: Backend> HeliosPipeline<B> {
             Conditioning::None => {}
         }
         if request.max_sequence_length == 0 || request.max_sequence_length > 4096 {
-            return bad(format!("max_sequence_length {} must be 1 to 4096", request.max_sequence_length));
+            return bad(format!(
+                "max_sequence_length {} must be 1 to 4096",
+                request.max_sequence_length
+            ));
         }
-        Ok(ResolvedRequest { steps, guidance: self.guidance(guidance_scale) })
+        Ok(ResolvedRequest {
+            steps,
+            guidance: self.guidance(guidance_scale),
+        })
     }
 }
 
@@ -290,13 +367,20 @@ pub fn check_prompt(what: &str, prompt: &str) -> Result<()> {
 
 fn check_picture(img: &image::RgbImage) -> Result<()> {
     if img.width() == 0 || img.height() == 0 {
-        return Err(Error::InvalidRequest("a conditioning picture is empty (0 pixels)".into()));
+        return Err(Error::InvalidRequest(
+            "a conditioning picture is empty (0 pixels)".into(),
+        ));
     }
     Ok(())
 }
 
 /// Steps of each stage's schedule for a chunk (DMD's amplified first chunk doubles them).
-pub(crate) fn stage_lengths(scheduler: &FlowScheduler, sampling: Sampling, steps: &[usize], amplify: bool) -> Result<Vec<usize>> {
+pub(crate) fn stage_lengths(
+    scheduler: &FlowScheduler,
+    sampling: Sampling,
+    steps: &[usize],
+    amplify: bool,
+) -> Result<Vec<usize>> {
     steps
         .iter()
         .enumerate()

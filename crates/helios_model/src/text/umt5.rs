@@ -29,12 +29,16 @@ pub fn key_map(embedding_in_encoder: bool) -> KeyMap {
         ("layer_1.dense_relu_dense.", "layer.1.DenseReluDense."),
         ("layer_1.layer_norm.", "layer.1.layer_norm."),
     ];
+    // The embedding tables are stored `[n, dim]` both in burn and in the checkpoint.
+    const EMBEDDINGS: [&str; 2] = ["relative_attention_bias.", "shared."];
     if embedding_in_encoder {
         let mut rules = RULES.to_vec();
         rules.push(("shared.weight", "encoder.embed_tokens.weight"));
-        KeyMap::new(&rules)
+        KeyMap::new(&rules).keeping_layout(&EMBEDDINGS)
     } else {
-        KeyMap::new(&RULES).ignoring_unused(&["encoder.embed_tokens."])
+        KeyMap::new(&RULES)
+            .ignoring_unused(&["encoder.embed_tokens."])
+            .keeping_layout(&EMBEDDINGS)
     }
 }
 
