@@ -75,7 +75,7 @@ struct TableContext<'a> {
 }
 
 fn pyramid_table(
-    ctx: &TableContext,
+    ctx: &TableContext<'_>,
     prefix: &str,
     kind: &TableKind,
     value: &Value,
@@ -161,7 +161,7 @@ fn pyramid_table(
 }
 
 fn single_table(
-    ctx: &TableContext,
+    ctx: &TableContext<'_>,
     prefix: &str,
     steps: usize,
     value: &Value,
