@@ -49,8 +49,17 @@ enum Command {
     },
 }
 
+/// Log lines go to stderr. `RUST_LOG` replaces the default filter: warnings, and `helios*`'s info.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,helios=info"));
+    // Fails only if a subscriber is already installed, which then keeps receiving the events.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
         Command::Generate(args) => generate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Info { dir } => dir

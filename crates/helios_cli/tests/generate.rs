@@ -127,6 +127,12 @@ fn ffmpeg() -> bool {
     Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success())
 }
 
+/// Fails the test unless `tool` runs: the MP4 path needs ffmpeg (and ffprobe to read the result back).
+fn require(tool: &str) {
+    let runs = Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success());
+    assert!(runs, "`{tool}` is not installed: install ffmpeg (e.g. `apt-get install ffmpeg`) to run this test");
+}
+
 #[test]
 fn writes_gif_and_png_folder_with_the_planned_frames() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,11 +174,9 @@ fn writes_gif_and_png_folder_with_the_planned_frames() {
 }
 
 #[test]
-fn writes_mp4_when_ffmpeg_is_installed() {
-    if !ffmpeg() {
-        eprintln!("ffmpeg not installed; skipping");
-        return;
-    }
+fn writes_mp4_with_ffmpeg() {
+    require("ffmpeg");
+    require("ffprobe");
     let dir = tempfile::tempdir().unwrap();
     let mp4 = dir.path().join("fox.mp4");
     let out = generate(&mp4, &["--frames", "66"]);
@@ -181,10 +185,10 @@ fn writes_mp4_when_ffmpeg_is_installed() {
     let probe = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0"])
         .arg(&mp4)
-        .output();
-    if let Ok(p) = probe {
-        assert_eq!(String::from_utf8_lossy(&p.stdout).trim(), "64,64,65");
-    }
+        .output()
+        .unwrap();
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "64,64,65");
     assert_eq!(names(dir.path()), ["fox.mp4"]);
 }
 

@@ -38,17 +38,57 @@ impl Case {
         let json_path = dir.join(format!("{name}.json"));
         let json: Value = helios_model::config::read_json(&json_path)?;
         let st = dir.join(format!("{name}.safetensors"));
-        let tensors = if st.exists() { Some(SafetensorsSet::open_files("case", st.clone(), &[st])?) } else { None };
-        Ok(Self { name: name.to_string(), json, json_path, tensors })
+        let tensors = if st.exists() {
+            Some(SafetensorsSet::open_files("case", st.clone(), &[st])?)
+        } else {
+            None
+        };
+        Ok(Self {
+            name: name.to_string(),
+            json,
+            json_path,
+            tensors,
+        })
     }
 
     /// An error about this case file.
     pub fn error(&self, message: impl Into<String>) -> ConformanceError {
-        ConformanceError::Case { path: self.json_path.clone(), message: message.into() }
+        ConformanceError::Case {
+            path: self.json_path.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// An error about a field of this case that does not deserialise.
+    pub fn field_error(
+        &self,
+        field: impl Into<String>,
+        source: serde_json::Error,
+    ) -> ConformanceError {
+        ConformanceError::Field {
+            path: self.json_path.clone(),
+            field: field.into(),
+            source,
+        }
+    }
+
+    /// An error about a tensor of this case that cannot be converted.
+    pub fn data_error(
+        &self,
+        tensor: impl Into<String>,
+        source: burn::tensor::DataError,
+    ) -> ConformanceError {
+        ConformanceError::TensorData {
+            path: self.json_path.clone(),
+            tensor: tensor.into(),
+            source,
+        }
     }
 
     fn set(&self) -> Result<&SafetensorsSet> {
-        self.tensors.as_ref().ok_or_else(|| self.error("the case has no .safetensors file"))
+        self.tensors
+            .as_ref()
+            .ok_or_else(|| self.error("the case has no .safetensors file"))
     }
 
     /// Whether the case stores a tensor.
@@ -68,29 +108,48 @@ impl Case {
 
     /// A JSON field, or an error naming it.
     pub fn field(&self, key: &str) -> Result<&Value> {
-        self.json.get(key).ok_or_else(|| self.error(format!("missing field `{key}`")))
+        self.json
+            .get(key)
+            .ok_or_else(|| self.error(format!("missing field `{key}`")))
     }
 
     /// A JSON field deserialised.
     pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
-        serde_json::from_value(self.field(key)?.clone()).map_err(|e| self.error(format!("field `{key}`: {e}")))
+        serde_json::from_value(self.field(key)?.clone()).map_err(|e| self.field_error(key, e))
     }
 
     /// Every recommended tolerance of the case.
     pub fn tolerances(&self) -> Result<Vec<Tolerance>> {
-        let list = self.field("tolerances")?.as_array().ok_or_else(|| self.error("`tolerances` is not a list"))?;
+        let list = self
+            .field("tolerances")?
+            .as_array()
+            .ok_or_else(|| self.error("`tolerances` is not a list"))?;
         list.iter()
             .map(|t| {
-                let num = |k: &str| t.get("recommended").and_then(|r| r.get(k)).and_then(Value::as_f64);
+                let num = |k: &str| {
+                    t.get("recommended")
+                        .and_then(|r| r.get(k))
+                        .and_then(Value::as_f64)
+                };
                 Ok(Tolerance {
-                    what: t.get("what").and_then(Value::as_str).unwrap_or("").to_string(),
+                    what: t
+                        .get("what")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     tensors: t
                         .get("tensors")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default(),
-                    max_abs: num("max_abs").ok_or_else(|| self.error("a tolerance lacks recommended.max_abs"))?,
-                    rel_l2: num("rel_l2").ok_or_else(|| self.error("a tolerance lacks recommended.rel_l2"))?,
+                    max_abs: num("max_abs")
+                        .ok_or_else(|| self.error("a tolerance lacks recommended.max_abs"))?,
+                    rel_l2: num("rel_l2")
+                        .ok_or_else(|| self.error("a tolerance lacks recommended.rel_l2"))?,
                 })
             })
             .collect()

@@ -47,12 +47,19 @@ impl fmt::Display for CheckLine {
     }
 }
 
+/// The values as f32, whatever the stored dtype.
 fn to_f32(data: &TensorData) -> Vec<f32> {
-    data.clone().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+    data.iter::<f32>().collect()
 }
 
 /// Compares `port` with `golden` at `tol`.
-pub fn compare(case: &str, tensor: &str, port: &TensorData, golden: &TensorData, tol: &Tolerance) -> CheckLine {
+pub fn compare(
+    case: &str,
+    tensor: &str,
+    port: &TensorData,
+    golden: &TensorData,
+    tol: &Tolerance,
+) -> CheckLine {
     let mut line = CheckLine {
         case: case.to_string(),
         tensor: tensor.to_string(),
@@ -64,10 +71,17 @@ pub fn compare(case: &str, tensor: &str, port: &TensorData, golden: &TensorData,
         note: None,
     };
     if port.shape != golden.shape {
-        line.note = Some(format!("shape {:?} vs golden {:?}", port.shape, golden.shape));
+        line.note = Some(format!(
+            "shape {:?} vs golden {:?}",
+            port.shape, golden.shape
+        ));
         return line;
     }
     let (a, b) = (to_f32(port), to_f32(golden));
+    if a.len() != b.len() || a.is_empty() {
+        line.note = Some(format!("{} values vs golden {}", a.len(), b.len()));
+        return line;
+    }
     let (mut max_abs, mut diff2, mut ref2) = (0f64, 0f64, 0f64);
     let mut finite = true;
     for (x, y) in a.iter().zip(&b) {
@@ -81,7 +95,11 @@ pub fn compare(case: &str, tensor: &str, port: &TensorData, golden: &TensorData,
         ref2 += y * y;
     }
     line.max_abs = max_abs;
-    line.rel_l2 = if ref2 > 0.0 { (diff2 / ref2).sqrt() } else { diff2.sqrt() };
+    line.rel_l2 = if ref2 > 0.0 {
+        (diff2 / ref2).sqrt()
+    } else {
+        diff2.sqrt()
+    };
     if !finite {
         line.note = Some("non-finite values".into());
         line.max_abs = f64::INFINITY;
@@ -95,7 +113,12 @@ mod tests {
     use super::*;
 
     fn tol() -> Tolerance {
-        Tolerance { what: "t".into(), tensors: vec![], max_abs: 1e-3, rel_l2: 1e-3 }
+        Tolerance {
+            what: "t".into(),
+            tensors: vec![],
+            max_abs: 1e-3,
+            rel_l2: 1e-3,
+        }
     }
 
     #[test]
@@ -114,6 +137,17 @@ mod tests {
         let p = TensorData::new(vec![1.0f32, 2.0], [1, 2]);
         assert!(!compare("c", "t", &p, &g, &tol()).ok);
         let p = TensorData::new(vec![f32::NAN, 2.0], [2]);
+        assert!(!compare("c", "t", &p, &g, &tol()).ok);
+        let empty = TensorData::new(Vec::<f32>::new(), [0]);
+        assert!(!compare("c", "t", &empty, &empty, &tol()).ok);
+    }
+
+    #[test]
+    fn other_dtypes_are_compared_as_f32() {
+        let g = TensorData::new(vec![1.0f32, 2.0], [2]);
+        let p = TensorData::new(vec![1.0f64, 2.0], [2]);
+        assert!(compare("c", "t", &p, &g, &tol()).ok);
+        let p = TensorData::new(vec![1.0f64, 2.5], [2]);
         assert!(!compare("c", "t", &p, &g, &tol()).ok);
     }
 }

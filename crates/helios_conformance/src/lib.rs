@@ -31,6 +31,37 @@ pub enum ConformanceError {
         /// What is wrong.
         message: String,
     },
+    /// A fixture folder cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A field of a case file does not deserialise.
+    #[error("case {path}: field `{field}`: {source}")]
+    Field {
+        /// The case file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+        /// What serde found.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A tensor of a case cannot be read as the type the check needs.
+    #[error("case {path}: tensor `{tensor}`: {source}")]
+    TensorData {
+        /// The case file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// What burn found.
+        #[source]
+        source: burn::tensor::DataError,
+    },
 }
 
 /// `Result` with [`ConformanceError`].
@@ -48,12 +79,16 @@ pub enum Outcome {
 /// The case names of a fixture set: the stems of `cases/*.json`, sorted.
 pub fn case_names(fixture_dir: &Path) -> Result<Vec<String>> {
     let dir = fixture_dir.join("cases");
-    let entries = std::fs::read_dir(&dir).map_err(|e| ConformanceError::Case { path: dir.clone(), message: e.to_string() })?;
+    let entries = std::fs::read_dir(&dir).map_err(|source| ConformanceError::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let p = e.path();
-            (p.extension().is_some_and(|x| x == "json")).then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))?
+            (p.extension().is_some_and(|x| x == "json"))
+                .then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))?
         })
         .collect();
     names.sort();

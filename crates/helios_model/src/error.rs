@@ -18,16 +18,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A JSON file is malformed, or a required field is missing or has the wrong type.
-    #[error("invalid JSON in {path}: {source}")]
+    /// A JSON file is malformed, or a field is missing, has the wrong type or an unknown value.
+    #[error("invalid JSON in {path}{}: {source}", at_field(field))]
     Json {
         /// The file.
         path: PathBuf,
-        /// What serde found (it names the field and line).
+        /// Where serde stopped (`solver_type`, `dim_mult[2]`; `.` for the top level).
+        field: String,
+        /// What serde found (with the line and column).
         #[source]
         source: serde_json::Error,
     },
-    /// A config value is present but unusable (e.g. an unknown enum value, inconsistent sizes).
+    /// A config value is present but unusable (e.g. inconsistent sizes).
     #[error("invalid config {path}: {message}")]
     Config {
         /// The file.
@@ -48,12 +50,13 @@ pub enum Error {
         expected: Vec<&'static str>,
     },
     /// A safetensors file is truncated or corrupt.
-    #[error("corrupt safetensors file {path}: {message}")]
+    #[error("corrupt safetensors file {path}: {source}")]
     Safetensors {
         /// The file.
         path: PathBuf,
         /// What the parser found.
-        message: String,
+        #[source]
+        source: safetensors::SafeTensorError,
     },
     /// A tensor is stored in a dtype the port cannot read.
     #[error("{path}: tensor `{key}` has unsupported dtype {dtype}")]
@@ -100,12 +103,13 @@ pub enum Error {
         got: Vec<usize>,
     },
     /// The tokenizer could not be loaded or failed on a prompt.
-    #[error("tokenizer {path}: {message}")]
+    #[error("tokenizer {path}: {source}")]
     Tokenizer {
         /// The tokenizer file.
         path: PathBuf,
-        /// What went wrong.
-        message: String,
+        /// What went wrong (the `tokenizers` or JSON error, or what the port found).
+        #[source]
+        source: tokenizers::Error,
     },
     /// A runtime input has the wrong shape.
     #[error("{what}: expected {expected}, got {got}")]
@@ -128,12 +132,27 @@ pub enum Error {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// ` at `field`` for a field below the top level of a JSON file, else nothing.
+fn at_field(field: &str) -> String {
+    if field.is_empty() || field == "." {
+        String::new()
+    } else {
+        format!(" at `{field}`")
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Config { path: path.into(), message: message.into() }
+        Self::Config {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }

@@ -27,8 +27,25 @@ use crate::{Outcome, Result};
 #[derive(Debug, Deserialize)]
 struct DrawSpec {
     name: String,
-    kind: String,
+    kind: DrawSpecKind,
     shape: Vec<usize>,
+}
+
+/// `draws[*].kind` of a pipeline case.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DrawSpecKind {
+    Normal,
+    Uniform,
+}
+
+impl From<DrawSpecKind> for DrawKind {
+    fn from(kind: DrawSpecKind) -> Self {
+        match kind {
+            DrawSpecKind::Normal => Self::Normal,
+            DrawSpecKind::Uniform => Self::Uniform,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,7 +69,7 @@ fn kwarg<T: serde::de::DeserializeOwned>(case: &Case, key: &str) -> Result<Optio
         None | Some(Value::Null) => Ok(None),
         Some(v) => serde_json::from_value(v.clone())
             .map(Some)
-            .map_err(|e| case.error(format!("call_kwargs.{key}: {e}"))),
+            .map_err(|e| case.field_error(format!("call_kwargs.{key}"), e)),
     }
 }
 
@@ -61,12 +78,12 @@ fn required<T: serde::de::DeserializeOwned>(case: &Case, key: &str) -> Result<T>
 }
 
 /// The checkpoint with the case's pipeline class, scheduler and flags.
-fn pipeline<B: Backend>(fixture_dir: &Path, case: &Case, device: &B::Device) -> Result<HeliosPipeline<B>> {
-    let class = match case.get::<String>("pipeline")?.as_str() {
-        "HeliosPipeline" => PipelineClass::Single,
-        "HeliosPyramidPipeline" => PipelineClass::Pyramid,
-        other => return Err(case.error(format!("unknown pipeline `{other}`"))),
-    };
+fn pipeline<B: Backend>(
+    fixture_dir: &Path,
+    case: &Case,
+    device: &B::Device,
+) -> Result<HeliosPipeline<B>> {
+    let class: PipelineClass = case.get("pipeline")?;
     let pc = case.field("pipeline_config")?;
     let flag = |k: &str| pc.get(k).and_then(Value::as_bool).unwrap_or(false);
     let scheduler_class = pc
@@ -77,13 +94,18 @@ fn pipeline<B: Backend>(fixture_dir: &Path, case: &Case, device: &B::Device) -> 
     let mut sc = case.field("scheduler_config")?.clone();
     sc["_class_name"] = Value::from(scheduler_class);
     let scheduler: SchedulerConfig =
-        serde_json::from_value(sc).map_err(|e| case.error(format!("scheduler_config: {e}")))?;
+        serde_json::from_value(sc).map_err(|e| case.field_error("scheduler_config", e))?;
     let zero_init = match kwarg::<bool>(case, "use_zero_init")?.unwrap_or(true) {
         true => Some(kwarg::<usize>(case, "zero_steps")?.unwrap_or(1)),
         false => None,
     };
     Ok(HeliosPipeline::load(fixture_dir, device)?
-        .with_scheduling(class, flag("is_distilled"), flag("is_cfg_zero_star"), scheduler)?
+        .with_scheduling(
+            class,
+            flag("is_distilled"),
+            flag("is_cfg_zero_star"),
+            scheduler,
+        )?
         .with_zero_init(zero_init))
 }
 
@@ -92,13 +114,21 @@ fn u8_images(case: &Case, name: &str) -> Result<Vec<RgbImage>> {
     let (frames, h, w) = match shape.as_slice() {
         [h, w, 3] => (1, *h, *w),
         [t, h, w, 3] => (*t, *h, *w),
-        _ => return Err(case.error(format!("`{name}` has shape {shape:?}, expected [(t,) h, w, 3]"))),
+        _ => {
+            return Err(case.error(format!(
+                "`{name}` has shape {shape:?}, expected [(t,) h, w, 3]"
+            )));
+        }
     };
     let n = h * w * 3;
     (0..frames)
         .map(|f| {
-            let px = values[f * n..(f + 1) * n].iter().map(|&v| v.clamp(0, 255) as u8).collect();
-            RgbImage::from_raw(w as u32, h as u32, px).ok_or_else(|| case.error(format!("`{name}`: bad frame size")))
+            let px = values[f * n..(f + 1) * n]
+                .iter()
+                .map(|&v| v.clamp(0, 255) as u8)
+                .collect();
+            RgbImage::from_raw(w as u32, h as u32, px)
+                .ok_or_else(|| case.error(format!("`{name}`: bad frame size")))
         })
         .collect()
 }
@@ -109,7 +139,12 @@ fn request(case: &Case) -> Result<StreamRequest> {
         None => kwarg::<usize>(case, "num_inference_steps")?.map(|n| vec![n]),
     };
     let conditioning = if case.has("input_image_u8") {
-        Conditioning::Image(u8_images(case, "input_image_u8")?.into_iter().next().ok_or_else(|| case.error("no image"))?)
+        Conditioning::Image(
+            u8_images(case, "input_image_u8")?
+                .into_iter()
+                .next()
+                .ok_or_else(|| case.error("no image"))?,
+        )
     } else if case.has("input_video_u8") {
         Conditioning::Video(u8_images(case, "input_video_u8")?)
     } else {
@@ -135,13 +170,16 @@ fn replay(case: &Case) -> Result<ReplayNoise> {
     let draws = specs
         .into_iter()
         .map(|d| {
-            let kind = match d.kind.as_str() {
-                "normal" => DrawKind::Normal,
-                "uniform" => DrawKind::Uniform,
-                other => return Err(case.error(format!("draw `{}` has unknown kind `{other}`", d.name))),
-            };
-            let values = case.f32(&d.name)?.to_vec::<f32>().map_err(|e| case.error(format!("{}: {e:?}", d.name)))?;
-            Ok(RecordedDraw { name: d.name, kind, shape: d.shape, values })
+            let values = case
+                .f32(&d.name)?
+                .to_vec::<f32>()
+                .map_err(|e| case.data_error(&d.name, e))?;
+            Ok(RecordedDraw {
+                name: d.name,
+                kind: d.kind.into(),
+                shape: d.shape,
+                values,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(ReplayNoise::new(draws))
@@ -156,11 +194,25 @@ fn frames_first<B: Backend>(video: &Tensor<B, 5>) -> Tensor<B, 4> {
 /// 2-D average pooling by `k` of `[f, c, h, w]`.
 fn avg_pool<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
     let [f, c, h, w] = x.dims();
-    x.reshape([f * c, h / k, k, w / k, k]).mean_dim(4).mean_dim(2).reshape([f, c, h / k, w / k])
+    x.reshape([f * c, h / k, k, w / k, k])
+        .mean_dim(4)
+        .mean_dim(2)
+        .reshape([f, c, h / k, w / k])
 }
 
-fn check<B: Backend, const D: usize>(case: &Case, name: &str, port: Tensor<B, D>, tol: &Tolerance) -> Result<CheckLine> {
-    Ok(compare(&case.name, name, &port.into_data(), &case.f32(name)?, tol))
+fn check<B: Backend, const D: usize>(
+    case: &Case,
+    name: &str,
+    port: Tensor<B, D>,
+    tol: &Tolerance,
+) -> Result<CheckLine> {
+    Ok(compare(
+        &case.name,
+        name,
+        &port.into_data(),
+        &case.f32(name)?,
+        tol,
+    ))
 }
 
 /// Runs a `pipe_*` case.
@@ -176,15 +228,29 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
     // The prompt embeddings (checked at the chunk-0 tolerance: the case gives them none).
     let text = pipeline.text_encoder();
     if case.has("prompt_embeds") {
-        lines.push(check(case, "prompt_embeds", text.encode(&[&request.prompt], request.max_sequence_length)?, &tol0)?);
+        lines.push(check(
+            case,
+            "prompt_embeds",
+            text.encode(&[&request.prompt], request.max_sequence_length)?,
+            &tol0,
+        )?);
     }
     if case.has("negative_prompt_embeds") {
         let negative = request.negative_prompt.as_deref().unwrap_or("");
-        lines.push(check(case, "negative_prompt_embeds", text.encode(&[negative], request.max_sequence_length)?, &tol0)?);
+        lines.push(check(
+            case,
+            "negative_prompt_embeds",
+            text.encode(&[negative], request.max_sequence_length)?,
+            &tol0,
+        )?);
     }
 
     let plan = helios_model::pipeline::VideoPlan::new(&pipeline, num_frames)?;
-    let mut stream = helios_model::pipeline::ChunkStream::with_noise(pipeline.clone(), request, Box::new(noise))?;
+    let mut stream = helios_model::pipeline::ChunkStream::with_noise(
+        pipeline.clone(),
+        request,
+        Box::new(noise),
+    )?;
     let history = stream.next_history();
     for (stored, term) in [
         ("c0_history_short", Some(history.short)),
@@ -197,18 +263,28 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
     }
 
     let cancel = AtomicBool::new(false);
-    let mut recorded = Recorded::<B> { timesteps: Vec::new(), chunk0: Vec::new() };
+    let mut recorded = Recorded::<B> {
+        timesteps: Vec::new(),
+        chunk0: Vec::new(),
+    };
     let mut chunks = Vec::new();
     for index in 0..plan.chunks {
         let chunk = stream.next_chunk_observed(&cancel, &mut |call: &DitCall<B>| {
             recorded.timesteps.push((index, call.timestep));
             if index == 0 {
-                recorded.chunk0.push((call.hidden_states.clone(), call.velocity.clone()));
+                recorded
+                    .chunk0
+                    .push((call.hidden_states.clone(), call.velocity.clone()));
             }
         })?;
         let latents_name = format!("chunk_latents_{index}");
         if case.has(&latents_name) {
-            lines.push(check(case, &latents_name, chunk.latents.clone(), &case.tolerance(&latents_name)?)?);
+            lines.push(check(
+                case,
+                &latents_name,
+                chunk.latents.clone(),
+                &case.tolerance(&latents_name)?,
+            )?);
         }
         chunks.push(chunk.frames.take(plan.keep(index)));
     }
@@ -228,10 +304,18 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
     let (index, _) = case.i64("frames_sel_index")?;
     let index: Vec<i32> = index.into_iter().map(|i| i as i32).collect();
     let n = index.len();
-    let sel = frames.clone().select(0, Tensor::<B, 1, Int>::from_data(TensorData::new(index, [n]), device));
+    let sel = frames.clone().select(
+        0,
+        Tensor::<B, 1, Int>::from_data(TensorData::new(index, [n]), device),
+    );
     lines.push(check(case, "frames_sel", sel, &tol_frames)?);
     let pool: usize = case.get("frames_pool")?;
-    lines.push(check(case, "frames_avgpool16", avg_pool(frames, pool), &case.tolerance("frames_avgpool16")?)?);
+    lines.push(check(
+        case,
+        "frames_avgpool16",
+        avg_pool(frames, pool),
+        &case.tolerance("frames_avgpool16")?,
+    )?);
     Ok(Outcome::Checked(lines))
 }
 
@@ -239,16 +323,45 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
 /// int64 timesteps, to f64 rounding for float ones.
 fn timestep_line(case: &Case, port: &[(usize, f64)]) -> Result<CheckLine> {
     let calls: Vec<CallSpec> = case.get("transformer_calls")?;
-    let golden: Vec<(usize, f64)> = calls.iter().filter(|c| c.branch == "cond").map(|c| (c.chunk, c.timestep)).collect();
-    let tol = Tolerance { what: "timesteps".into(), tensors: vec![], max_abs: 1e-9, rel_l2: 1e-12 };
-    let to_data = |v: &[(usize, f64)]| {
-        TensorData::new(v.iter().map(|&(c, t)| vec![c as f32, t as f32]).flatten().collect::<Vec<f32>>(), [v.len(), 2])
+    let golden: Vec<(usize, f64)> = calls
+        .iter()
+        .filter(|c| c.branch == "cond")
+        .map(|c| (c.chunk, c.timestep))
+        .collect();
+    let tol = Tolerance {
+        what: "timesteps".into(),
+        tensors: vec![],
+        max_abs: 1e-9,
+        rel_l2: 1e-12,
     };
-    let mut line = compare(&case.name, "dit_call_timesteps", &to_data(port), &to_data(&golden), &tol);
-    let exact = port.len() == golden.len() && port.iter().zip(&golden).all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() <= 1e-9 * b.1.abs().max(1.0));
+    let to_data = |v: &[(usize, f64)]| {
+        TensorData::new(
+            v.iter()
+                .map(|&(c, t)| vec![c as f32, t as f32])
+                .flatten()
+                .collect::<Vec<f32>>(),
+            [v.len(), 2],
+        )
+    };
+    let mut line = compare(
+        &case.name,
+        "dit_call_timesteps",
+        &to_data(port),
+        &to_data(&golden),
+        &tol,
+    );
+    let exact = port.len() == golden.len()
+        && port
+            .iter()
+            .zip(&golden)
+            .all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() <= 1e-9 * b.1.abs().max(1.0));
     line.ok = exact;
     if !exact {
-        line.note = Some(format!("{} DiT steps vs {} in the case (chunk, t): {port:?}", port.len(), golden.len()));
+        line.note = Some(format!(
+            "{} DiT steps vs {} in the case (chunk, t): {port:?}",
+            port.len(),
+            golden.len()
+        ));
     }
     Ok(line)
 }

@@ -15,6 +15,7 @@ pub fn fixture() -> PathBuf {
 }
 
 /// Runs `case` on `B` and asserts that it ran and that every check is within tolerance.
+#[allow(dead_code, reason = "text_encoder.rs checks its lines itself")]
 pub fn assert_case<B: Backend>(case: &str, device: &B::Device) {
     match run_case::<B>(&fixture(), case, device) {
         Ok(Outcome::Checked(lines)) => {

@@ -102,13 +102,9 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
             eps: config.eps,
             cross_attn_norm: config.cross_attn_norm,
             guidance_cross_attn: config.guidance_cross_attn,
-            history_scale: config.is_amplify_history.then(|| {
-                if config.history_scale_mode == "scalar" {
-                    1
-                } else {
-                    config.num_attention_heads
-                }
-            }),
+            history_scale: config
+                .is_amplify_history
+                .then(|| config.history_scale_mode.scales(config.num_attention_heads)),
         };
         Self {
             patch_embedding: PatchEmbed::new(cin, dim, [pt, ph, pw], device),

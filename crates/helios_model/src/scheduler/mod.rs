@@ -1,7 +1,7 @@
 //! The Helios samplers and the sampling math around them.
 //!
 //! * [`shift`]: `linspace`, `calculate_shift` and `time_shift` in float64; [`sigmas`]: the timestep /
-//!   sigma tables (stage ranges, dynamic shift).
+//!   sigma tables (stage ranges, dynamic shift); [`schedule`]: one stage's request and schedule.
 //! * [`dmd`]: `HeliosDMDScheduler` (Distilled), [`unipc`]: `HeliosScheduler` (UniPC bh2; Base and Mid).
 //! * [`noise`]: f64-Cholesky block noise, [`pyramid`]: stage down/up-sampling and re-noise,
 //!   [`guidance`]: CFG and CFG-Zero*.
@@ -29,6 +29,7 @@ pub mod dmd;
 pub mod guidance;
 pub mod noise;
 pub mod pyramid;
+pub mod schedule;
 pub mod shift;
 pub mod sigmas;
 pub mod unipc;
@@ -39,10 +40,9 @@ use burn::tensor::backend::Backend;
 pub use dmd::HeliosDmdScheduler;
 pub use guidance::GuidanceMode;
 pub use noise::BlockNoise;
-pub use sigmas::{
-    Renoise, ScheduleStep, ShiftParams, StageSchedule, StageTables, TimestepRequest,
-    calculate_shift, image_seq_len, pyramid_mu_source_stage, pyramid_stage_sizes,
-};
+pub use pyramid::{pyramid_mu_source_stage, pyramid_stage_sizes};
+pub use schedule::{ScheduleStep, StageSchedule, TimestepRequest};
+pub use sigmas::{Renoise, ShiftParams, StageTables, calculate_shift, image_seq_len};
 pub use unipc::{HeliosScheduler, UniPcState};
 
 use crate::config::{SchedulerClass, SchedulerConfig};
@@ -103,7 +103,7 @@ impl<B: Backend> SamplerState<B> {
 impl FlowScheduler {
     /// Builds the scheduler the config's `_class_name` names.
     pub fn new(config: &SchedulerConfig) -> Result<Self> {
-        match config.class(std::path::Path::new("scheduler/scheduler_config.json"))? {
+        match config.class_name {
             SchedulerClass::HeliosDmd => Ok(Self::Dmd(HeliosDmdScheduler::new(config)?)),
             SchedulerClass::Helios => Ok(Self::UniPc(HeliosScheduler::new(config)?)),
         }

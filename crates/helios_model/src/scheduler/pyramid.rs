@@ -95,6 +95,30 @@ pub fn renoise<B: Backend>(
     Ok(up.mul_scalar(coefficients.alpha as f32) + noise.mul_scalar(coefficients.beta as f32))
 }
 
+/// The latent sizes `[h, w]` of each pyramid stage: the full size halved (floor) `stages - 1 - s`
+/// times, as the pipeline's bilinear down-sampling produces them. Errors if a size reaches 0.
+pub fn pyramid_stage_sizes(height: usize, width: usize, stages: usize) -> Result<Vec<[usize; 2]>> {
+    let mut sizes = vec![[height, width]];
+    for _ in 1..stages {
+        let [h, w] = sizes[sizes.len() - 1];
+        if h < 2 || w < 2 {
+            return Err(Error::InvalidRequest(format!(
+                "latent size {height}x{width} is too small for {stages} pyramid stages"
+            )));
+        }
+        sizes.push([h / 2, w / 2]);
+    }
+    sizes.reverse();
+    Ok(sizes)
+}
+
+/// The stage whose latent size HeliosPyramidPipeline uses for `mu` of stage `stage`: it calls
+/// `set_timesteps` before that stage's x2 upsample, so `mu` lags one stage (stages 0 and 1 both use the
+/// stage-0 size). The official Helios pipeline has the same order.
+pub fn pyramid_mu_source_stage(stage: usize) -> usize {
+    stage.saturating_sub(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +159,17 @@ mod tests {
                 1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0
             ]
         );
+    }
+
+    #[test]
+    fn stage_sizes_halve_and_mu_lags_one_stage() {
+        assert_eq!(
+            pyramid_stage_sizes(16, 16, 3).unwrap(),
+            vec![[4, 4], [8, 8], [16, 16]]
+        );
+        assert_eq!(pyramid_stage_sizes(5, 9, 2).unwrap(), vec![[2, 4], [5, 9]]);
+        assert!(pyramid_stage_sizes(3, 16, 3).is_err());
+        assert_eq!(pyramid_mu_source_stage(0), 0);
+        assert_eq!(pyramid_mu_source_stage(2), 1);
     }
 }

@@ -77,3 +77,25 @@ pub fn time_shift(kind: TimeShiftType, mu: f64, s: f64) -> f64 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linspace_matches_numpy() {
+        assert_eq!(linspace(0.0, 1.0, 5), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(linspace(3.0, 3.0, 3), vec![3.0, 3.0, 3.0]);
+        assert_eq!(linspace(2.0, 5.0, 1), vec![2.0]);
+        // numpy: np.linspace(0.999, 0, 5)[1] == 0.74925
+        assert_eq!(linspace(0.999, 0.0, 5)[1], 0.74925);
+    }
+
+    #[test]
+    fn mu_of_the_tiny_stage_zero() {
+        // 128x128 px -> latent 16x16 -> stage 0 is 4x4, 9 frames: 9*4*4/4 = 36 tokens.
+        let seq = image_seq_len(9, 4, 4, [1, 2, 2]);
+        assert_eq!(seq, 36);
+        assert!((calculate_shift(seq, &ShiftParams::default()) - 0.4627604166666667).abs() < 1e-15);
+    }
+}

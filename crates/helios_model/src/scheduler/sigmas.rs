@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use crate::config::{SchedulerConfig, TimeShiftType};
 use crate::error::{Error, Result};
 
+pub use super::schedule::{ScheduleStep, StageSchedule, TimestepRequest, truncate_timestep};
 pub use super::shift::{ShiftParams, calculate_shift, image_seq_len, linspace, time_shift};
 
 /// Where the config error is reported (the scheduler only sees the parsed config).
@@ -73,39 +74,7 @@ pub struct TableConfig {
 impl TableConfig {
     /// Takes the table fields of a scheduler config and checks them.
     pub fn from_config(config: &SchedulerConfig) -> Result<Self> {
-        let bad = |m: String| Err(Error::config(config_path(), m));
-        if config.num_train_timesteps < 2 {
-            return bad(format!(
-                "num_train_timesteps must be >= 2, got {}",
-                config.num_train_timesteps
-            ));
-        }
-        if config.stages == 0 || config.stage_range.len() != config.stages + 1 {
-            return bad(format!(
-                "stage_range must have stages + 1 = {} values",
-                config.stages + 1
-            ));
-        }
-        let sorted = config.stage_range.windows(2).all(|w| w[0] <= w[1]);
-        let inside = config.stage_range.iter().all(|r| (0.0..=1.0).contains(r));
-        if !sorted || !inside || config.stage_range[config.stages - 1] >= 1.0 {
-            return bad(format!(
-                "stage_range {:?} must be non-decreasing in [0, 1] with every stage starting below 1",
-                config.stage_range
-            ));
-        }
-        if !(config.gamma > 0.0 && config.gamma.is_finite()) {
-            return bad(format!("gamma must be > 0, got {}", config.gamma));
-        }
-        if !(config.shift > 0.0 && config.shift.is_finite()) {
-            return bad(format!("shift must be > 0, got {}", config.shift));
-        }
-        if config.use_dynamic_shifting && config.shift != 1.0 {
-            return bad(format!(
-                "use_dynamic_shifting needs shift = 1.0, got {}",
-                config.shift
-            ));
-        }
+        config.validate(&config_path())?;
         Ok(Self {
             num_train_timesteps: config.num_train_timesteps,
             shift: config.shift,
@@ -133,140 +102,6 @@ pub enum StepCounting {
         /// `is_amplify_first_chunk`: twice the steps.
         amplify_first_chunk: bool,
     },
-}
-
-/// One `set_timesteps` call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimestepRequest {
-    /// Inference steps of this stage (before DMD's `+1` / `2n+1`).
-    pub num_steps: usize,
-    /// Pyramid stage (0 for single-stage schedulers).
-    pub stage: usize,
-    /// Dynamic-shift `mu` (required when the config has `use_dynamic_shifting`).
-    pub mu: Option<f64>,
-    /// DMD only: the amplified first chunk (2n + 1 points).
-    pub amplify_first_chunk: bool,
-    /// Single-stage only: explicit sigmas (HeliosPipeline passes `linspace(0.999, 0, n + 1)[:-1]`).
-    pub sigmas: Option<Vec<f64>>,
-}
-
-impl TimestepRequest {
-    /// `num_steps` steps of pyramid stage `stage`.
-    pub fn stage(num_steps: usize, stage: usize) -> Self {
-        Self {
-            num_steps,
-            stage,
-            mu: None,
-            amplify_first_chunk: false,
-            sigmas: None,
-        }
-    }
-
-    /// `num_steps` steps of a single-stage scheduler with the sigmas HeliosPipeline passes,
-    /// `linspace(0.999, 0, n + 1)[:-1]`.
-    pub fn single_stage(num_steps: usize) -> Self {
-        let mut sigmas = linspace(0.999, 0.0, num_steps + 1);
-        sigmas.pop();
-        Self {
-            num_steps,
-            stage: 0,
-            mu: None,
-            amplify_first_chunk: false,
-            sigmas: Some(sigmas),
-        }
-    }
-
-    /// Sets the dynamic-shift `mu`.
-    #[must_use]
-    pub fn with_mu(mut self, mu: f64) -> Self {
-        self.mu = Some(mu);
-        self
-    }
-
-    /// Sets DMD's amplified-first-chunk flag.
-    #[must_use]
-    pub fn amplified(mut self, amplify_first_chunk: bool) -> Self {
-        self.amplify_first_chunk = amplify_first_chunk;
-        self
-    }
-
-    /// Sets explicit single-stage sigmas.
-    #[must_use]
-    pub fn with_sigmas(mut self, sigmas: Vec<f64>) -> Self {
-        self.sigmas = Some(sigmas);
-        self
-    }
-}
-
-/// One denoising step of a [`StageSchedule`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScheduleStep {
-    /// Step index within the stage.
-    pub index: usize,
-    /// The scheduler's float64 timestep (HeliosPipeline passes this to the DiT).
-    pub timestep: f64,
-    /// `timestep.to(int64)` (truncation toward zero; pyramid pipelines pass this to the DiT).
-    pub timestep_i64: i64,
-    /// Sigma at this step.
-    pub sigma: f64,
-    /// Sigma after this step (0 after the last).
-    pub sigma_next: f64,
-}
-
-/// The result of `set_timesteps` for one stage: `timesteps` (n values) and `sigmas` (n + 1 values,
-/// the last one 0), all float64.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageSchedule {
-    /// The stage.
-    pub stage: usize,
-    /// The `mu` it was shifted with.
-    pub mu: Option<f64>,
-    /// `scheduler.timesteps`.
-    pub timesteps: Vec<f64>,
-    /// `scheduler.sigmas` (one more than `timesteps`).
-    pub sigmas: Vec<f64>,
-}
-
-/// `f64 -> i64` as torch's `.to(torch.int64)`: truncation toward zero.
-pub fn truncate_timestep(t: f64) -> i64 {
-    t.trunc() as i64
-}
-
-impl StageSchedule {
-    /// Number of steps.
-    pub fn len(&self) -> usize {
-        self.timesteps.len()
-    }
-
-    /// No steps.
-    pub fn is_empty(&self) -> bool {
-        self.timesteps.is_empty()
-    }
-
-    /// `timesteps.to(int64)`.
-    pub fn timesteps_i64(&self) -> Vec<i64> {
-        self.timesteps
-            .iter()
-            .map(|&t| truncate_timestep(t))
-            .collect()
-    }
-
-    /// Step `index`, or `None` past the end.
-    pub fn step(&self, index: usize) -> Option<ScheduleStep> {
-        let timestep = *self.timesteps.get(index)?;
-        Some(ScheduleStep {
-            index,
-            timestep,
-            timestep_i64: truncate_timestep(timestep),
-            sigma: *self.sigmas.get(index)?,
-            sigma_next: *self.sigmas.get(index + 1)?,
-        })
-    }
-
-    /// Every step, in order.
-    pub fn steps(&self) -> impl Iterator<Item = ScheduleStep> + '_ {
-        (0..self.len()).filter_map(|i| self.step(i))
-    }
 }
 
 /// The float64 tables a Helios scheduler computes at construction (`init_sigmas` +
@@ -518,30 +353,6 @@ fn py_sum(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |acc, x| acc + x)
 }
 
-/// The latent sizes `[h, w]` of each pyramid stage: the full size halved (floor) `stages - 1 - s`
-/// times, as the pipeline's bilinear down-sampling produces them. Errors if a size reaches 0.
-pub fn pyramid_stage_sizes(height: usize, width: usize, stages: usize) -> Result<Vec<[usize; 2]>> {
-    let mut sizes = vec![[height, width]];
-    for _ in 1..stages {
-        let [h, w] = sizes[sizes.len() - 1];
-        if h < 2 || w < 2 {
-            return Err(Error::InvalidRequest(format!(
-                "latent size {height}x{width} is too small for {stages} pyramid stages"
-            )));
-        }
-        sizes.push([h / 2, w / 2]);
-    }
-    sizes.reverse();
-    Ok(sizes)
-}
-
-/// The stage whose latent size HeliosPyramidPipeline uses for `mu` of stage `stage`: it calls
-/// `set_timesteps` before that stage's x2 upsample, so `mu` lags one stage (stages 0 and 1 both use the
-/// stage-0 size). The official Helios pipeline has the same order.
-pub fn pyramid_mu_source_stage(stage: usize) -> usize {
-    stage.saturating_sub(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,23 +364,6 @@ mod tests {
                 "use_dynamic_shifting": true, "time_shift_type": "linear"}"#,
         )
         .unwrap()
-    }
-
-    #[test]
-    fn linspace_matches_numpy() {
-        assert_eq!(linspace(0.0, 1.0, 5), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
-        assert_eq!(linspace(3.0, 3.0, 3), vec![3.0, 3.0, 3.0]);
-        assert_eq!(linspace(2.0, 5.0, 1), vec![2.0]);
-        // numpy: np.linspace(0.999, 0, 5)[1] == 0.74925
-        assert_eq!(linspace(0.999, 0.0, 5)[1], 0.74925);
-    }
-
-    #[test]
-    fn mu_of_the_tiny_stage_zero() {
-        // 128x128 px -> latent 16x16 -> stage 0 is 4x4, 9 frames: 9*4*4/4 = 36 tokens.
-        let seq = image_seq_len(9, 4, 4, [1, 2, 2]);
-        assert_eq!(seq, 36);
-        assert!((calculate_shift(seq, &ShiftParams::default()) - 0.4627604166666667).abs() < 1e-15);
     }
 
     #[test]
@@ -594,11 +388,6 @@ mod tests {
                 && (r.beta - 0.6926122274238059).abs() < 1e-12
         );
         assert!(tables.renoise(0).is_err());
-        assert_eq!(
-            pyramid_stage_sizes(16, 16, 3).unwrap(),
-            vec![[4, 4], [8, 8], [16, 16]]
-        );
-        assert_eq!(pyramid_mu_source_stage(2), 1);
     }
 
     #[test]

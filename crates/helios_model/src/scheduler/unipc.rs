@@ -14,37 +14,17 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use super::sigmas::{StageSchedule, StageTables, StepCounting, TableConfig, TimestepRequest};
-use crate::config::SchedulerConfig;
+use crate::config::{SchedulerConfig, SchedulerType, SolverType};
 use crate::error::{Error, Result};
 
-/// UniPC's `B(h)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SolverType {
-    /// `B(h) = h`.
-    Bh1,
-    /// `B(h) = e^h - 1` (the Helios default).
-    #[default]
-    Bh2,
-}
-
-/// Which update `step` makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StepKind {
-    /// UniPC predictor-corrector (the Helios default).
-    #[default]
-    UniPc,
-    /// First-order Euler on the flow: `x + (sigma_next - sigma) * v`.
-    Euler,
-}
-
-/// The UniPC options of `scheduler_config.json`, typed.
+/// The UniPC options of `scheduler_config.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UniPcOptions {
     /// UniPC or Euler.
-    pub step_kind: StepKind,
+    pub step_kind: SchedulerType,
     /// `solver_order` (2).
     pub solver_order: usize,
-    /// `solver_type` (`midpoint` / `heun` / `logrho` map to bh2, as in diffusers).
+    /// `solver_type`.
     pub solver_type: SolverType,
     /// `lower_order_final`: lower the order on the last steps.
     pub lower_order_final: bool,
@@ -53,45 +33,15 @@ pub struct UniPcOptions {
 }
 
 impl UniPcOptions {
-    /// Reads and checks the UniPC fields of a config.
-    pub fn from_config(config: &SchedulerConfig) -> Result<Self> {
-        let bad = |m: String| Err(Error::config("scheduler/scheduler_config.json", m));
-        let solver_type = match config.solver_type.as_str() {
-            "bh1" => SolverType::Bh1,
-            "bh2" | "midpoint" | "heun" | "logrho" => SolverType::Bh2,
-            other => return bad(format!("solver_type `{other}` is not supported (bh1, bh2)")),
-        };
-        let step_kind = match config.scheduler_type.as_str() {
-            "unipc" => StepKind::UniPc,
-            "euler" => StepKind::Euler,
-            other => {
-                return bad(format!(
-                    "scheduler_type `{other}` is not supported (unipc, euler)"
-                ));
-            }
-        };
-        if config.prediction_type != "flow_prediction" {
-            return bad(format!(
-                "prediction_type `{}` is not supported (flow_prediction)",
-                config.prediction_type
-            ));
-        }
-        if step_kind == StepKind::UniPc && !config.predict_x0 {
-            return bad("predict_x0 = false has no flow_prediction form in HeliosScheduler".into());
-        }
-        if !config.use_flow_sigmas {
-            return bad("use_flow_sigmas = false is not supported".into());
-        }
-        if config.solver_order == 0 {
-            return bad("solver_order must be >= 1".into());
-        }
-        Ok(Self {
-            step_kind,
+    /// Takes the UniPC fields of a config (checked by [`SchedulerConfig::validate`]).
+    pub fn from_config(config: &SchedulerConfig) -> Self {
+        Self {
+            step_kind: config.scheduler_type,
             solver_order: config.solver_order,
-            solver_type,
+            solver_type: config.solver_type,
             lower_order_final: config.lower_order_final,
             disable_corrector: config.disable_corrector.clone(),
-        })
+        }
     }
 }
 
@@ -213,7 +163,7 @@ impl HeliosScheduler {
     pub fn new(config: &SchedulerConfig) -> Result<Self> {
         Ok(Self {
             tables: StageTables::new(TableConfig::from_config(config)?)?,
-            options: UniPcOptions::from_config(config)?,
+            options: UniPcOptions::from_config(config),
         })
     }
 
@@ -252,7 +202,7 @@ impl HeliosScheduler {
         let step = schedule.step(idx).ok_or_else(|| {
             Error::InvalidRequest(format!("step {idx} of a {}-step schedule", schedule.len()))
         })?;
-        if self.options.step_kind == StepKind::Euler {
+        if self.options.step_kind == SchedulerType::Euler {
             state.step_index += 1;
             return Ok(sample + model_output.mul_scalar((step.sigma_next - step.sigma) as f32));
         }

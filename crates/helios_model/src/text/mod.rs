@@ -11,7 +11,6 @@
 //!
 //! [`TextEncoder`] bundles the tokenizer and the encoder of a checkpoint folder and exposes each step.
 
-mod html_entities;
 pub mod prompt;
 pub mod tokenizer;
 pub mod umt5;
@@ -68,12 +67,6 @@ impl<B: Backend> TextEncoder<B> {
         let config_path = text_encoder_dir.join("config.json");
         let config: TextEncoderConfig = read_json(&config_path)?;
         config.validate(&config_path)?;
-        if config.vocab_size == 0 || config.d_model == 0 || config.d_ff == 0 {
-            return Err(Error::config(
-                &config_path,
-                "vocab_size, d_model and d_ff must be > 0",
-            ));
-        }
         let tokenizer = PromptTokenizer::from_file(tokenizer_json)?;
         let set = SafetensorsSet::open("text_encoder", text_encoder_dir, "model")?;
         // Some exports store the tied embedding only under its encoder name.

@@ -14,16 +14,16 @@
 //!     return text.strip()
 //! ```
 //!
-//! `html.unescape` is reproduced exactly (every HTML5 named reference, the legacy names without `;`,
-//! the longest-prefix rule, numeric references with HTML's windows-1252 remapping and invalid code
-//! points), and `\s` / `strip()` use Python's notion of whitespace (`str.isspace`, which adds
+//! `html.unescape` is reproduced exactly: its reference pattern and longest-prefix rule, the named
+//! references of the WHATWG table (the one CPython's `html.entities.html5` holds, here from the
+//! `htmlize` crate, with the legacy names that may omit `;`), and its handling of numeric references
+//! (HTML's windows-1252 remapping, U+FFFD for surrogates and out-of-range values, invalid code points
+//! dropped, where `htmlize::unescape` would keep them as the HTML spec does). And `\s` / `strip()` use Python's notion of whitespace (`str.isspace`, which adds
 //! U+001C..U+001F to Unicode's `White_Space`).
 //!
 //! **Not reproduced:** `ftfy.fix_text` (mojibake repair, e.g. `cafÃ©` → `café`, curly-quote and
 //! ligature fixes). There is no Rust port of ftfy; on clean UTF-8 text it is the identity, and the
 //! golden fixtures were generated without it for the same reason.
-
-use super::html_entities::{INVALID_CHARREFS, NAMED};
 
 /// The pipeline's `prompt_clean`: [`basic_clean`] then [`whitespace_clean`].
 pub fn prompt_clean(text: &str) -> String {
@@ -126,8 +126,8 @@ fn numeric_ref(digits: &[char], radix: u32) -> String {
     let Some(num) = num else {
         return '\u{FFFD}'.to_string();
     };
-    if let Ok(i) = INVALID_CHARREFS.binary_search_by_key(&num, |(k, _)| *k) {
-        return INVALID_CHARREFS[i].1.to_string();
+    if let Some(c) = invalid_charref(num) {
+        return c.to_string();
     }
     if (0xD800..=0xDFFF).contains(&num) || num > 0x10FFFF {
         return '\u{FFFD}'.to_string();
@@ -136,6 +136,45 @@ fn numeric_ref(digits: &[char], radix: u32) -> String {
         return String::new();
     }
     char::from_u32(num).map(String::from).unwrap_or_default()
+}
+
+/// Python's `html._invalid_charrefs`: the numeric references HTML maps to another character (`&#128;`
+/// is `€`, windows-1252 style).
+fn invalid_charref(num: u32) -> Option<char> {
+    Some(match num {
+        0x00 => '\u{fffd}',
+        0x0d => '\r',
+        0x80 => '\u{20ac}',
+        0x82 => '\u{201a}',
+        0x83 => '\u{192}',
+        0x84 => '\u{201e}',
+        0x85 => '\u{2026}',
+        0x86 => '\u{2020}',
+        0x87 => '\u{2021}',
+        0x88 => '\u{2c6}',
+        0x89 => '\u{2030}',
+        0x8a => '\u{160}',
+        0x8b => '\u{2039}',
+        0x8c => '\u{152}',
+        0x8e => '\u{17d}',
+        0x91 => '\u{2018}',
+        0x92 => '\u{2019}',
+        0x93 => '\u{201c}',
+        0x94 => '\u{201d}',
+        0x95 => '\u{2022}',
+        0x96 => '\u{2013}',
+        0x97 => '\u{2014}',
+        0x98 => '\u{2dc}',
+        0x99 => '\u{2122}',
+        0x9a => '\u{161}',
+        0x9b => '\u{203a}',
+        0x9c => '\u{153}',
+        0x9e => '\u{17e}',
+        0x9f => '\u{178}',
+        // 0x81, 0x8d, 0x8f, 0x90 and 0x9d map to themselves.
+        0x81 | 0x8d | 0x8f | 0x90 | 0x9d => char::from_u32(num)?,
+        _ => return None,
+    })
 }
 
 /// Python's `html._invalid_codepoints` (those not already in `_invalid_charrefs`).
@@ -147,12 +186,12 @@ fn is_invalid_codepoint(cp: u32) -> bool {
 /// `_replace_charref` for a name: the whole name if known, else its longest known prefix (at least
 /// two chars) followed by the rest, else the text unchanged.
 fn named_ref(name: &[char]) -> String {
+    // htmlize's keys are the whole reference, `&name;` (or `&name` for the legacy ones).
     let lookup = |n: &[char]| {
-        let key: String = n.iter().collect();
-        NAMED
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
-            .ok()
-            .map(|i| NAMED[i].1)
+        let key: String = std::iter::once('&').chain(n.iter().copied()).collect();
+        htmlize::ENTITIES
+            .get(key.as_bytes())
+            .and_then(|v| std::str::from_utf8(v).ok())
     };
     if let Some(v) = lookup(name) {
         return v.to_string();
@@ -169,15 +208,22 @@ fn named_ref(name: &[char]) -> String {
 mod tests {
     use super::*;
 
+    /// The crate's table is the WHATWG one CPython's `html.entities.html5` holds: 2231 references,
+    /// 106 of them legacy names that may omit `;`.
     #[test]
-    fn table_is_sorted_for_binary_search() {
-        assert!(
-            NAMED
-                .windows(2)
-                .all(|w| w[0].0.as_bytes() < w[1].0.as_bytes())
+    fn entity_table_is_the_html5_one() {
+        assert_eq!(htmlize::ENTITIES.len(), 2231);
+        assert_eq!(
+            htmlize::ENTITIES
+                .keys()
+                .filter(|k| !k.ends_with(b";"))
+                .count(),
+            106
         );
-        assert!(INVALID_CHARREFS.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(NAMED.len(), 2231);
+        assert_eq!(
+            html_unescape("&vsubnE;&NotEqualTilde;&fjlig;"),
+            "\u{2acb}\u{fe00}\u{2242}\u{338}fj"
+        );
     }
 
     /// Expected values from CPython 3.11 `html.unescape`.
@@ -193,6 +239,7 @@ mod tests {
             ("&hearts; &HEARTS;", "♥ &HEARTS;"),
             ("&#65;&#x42;&#X43", "ABC"),
             ("&#128;&#0;&#xD800;&#1114112;", "€\u{FFFD}\u{FFFD}\u{FFFD}"),
+            ("&#x81;&#13;&#x9f;", "\u{81}\r\u{178}"),
             ("&#1;x&#xFFFF;", "x"),
             ("&#;&#x;&;& ", "&#;&#x;&;& "),
             ("&#99999999999999999999;", "\u{FFFD}"),

@@ -158,14 +158,10 @@ impl PromptTokenizer {
     /// reference's `T5Tokenizer` (see the module doc).
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let invalid = |message: String| Error::Tokenizer {
-            path: path.to_path_buf(),
-            message,
-        };
-        let file: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-        let file = as_t5_tokenizer(file).map_err(invalid)?;
-        let mut inner: Tokenizer =
-            serde_json::from_value(file).map_err(|e| invalid(e.to_string()))?;
+        let invalid = |e: tokenizers::Error| tokenizer_error(path, e);
+        let file: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.into()))?;
+        let file = as_t5_tokenizer(file).map_err(|e| invalid(e.into()))?;
+        let mut inner: Tokenizer = serde_json::from_value(file).map_err(|e| invalid(e.into()))?;
 
         let special = SpecialTokens::read(path)?;
         let mut tokens = vec![
@@ -182,7 +178,7 @@ impl PromptTokenizer {
         let id = |t: &str| {
             inner
                 .token_to_id(t)
-                .ok_or_else(|| invalid(format!("special token `{t}` has no id")))
+                .ok_or_else(|| invalid(format!("special token `{t}` has no id").into()))
         };
         let (pad_id, eos_id) = (id(&special.pad)?, id(&special.eos)?);
         let eos = &special.eos;
@@ -196,7 +192,7 @@ impl PromptTokenizer {
             "special_tokens": {eos.as_str(): {"id": eos, "ids": [eos_id], "tokens": [eos]}},
         });
         let template: PostProcessorWrapper =
-            serde_json::from_value(template).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_value(template).map_err(|e| invalid(e.into()))?;
         inner.with_post_processor(Some(template));
         Ok(Self {
             inner,
@@ -259,13 +255,14 @@ impl PromptTokenizer {
                 .map_err(|e| tokenizer_error(&self.path, e))?;
             let (ids, mask) = (encoding.get_ids(), encoding.get_attention_mask());
             if ids.len() > max_len {
-                return Err(Error::Tokenizer {
-                    path: self.path.clone(),
-                    message: format!(
+                return Err(tokenizer_error(
+                    &self.path,
+                    format!(
                         "the post-processor made {} tokens out of at most {max_len}",
                         ids.len()
-                    ),
-                });
+                    )
+                    .into(),
+                ));
             }
             out.seq_lens.push(mask.iter().filter(|&&m| m != 0).count());
             out.ids.extend_from_slice(ids);
@@ -278,10 +275,10 @@ impl PromptTokenizer {
     }
 }
 
-fn tokenizer_error(path: &Path, e: tokenizers::Error) -> Error {
+fn tokenizer_error(path: &Path, source: tokenizers::Error) -> Error {
     Error::Tokenizer {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -290,8 +287,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("embedded/tiny-helios/tokenizer/tokenizer.json")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("embedded/tiny-helios/tokenizer/tokenizer.json")
     }
 
     #[test]
@@ -375,7 +371,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(PromptTokenizer::from_file(&missing), Err(Error::Tokenizer { message, .. }) if message.contains("Unigram"))
+            matches!(PromptTokenizer::from_file(&missing), Err(Error::Tokenizer { source, .. }) if source.to_string().contains("Unigram"))
         );
     }
 }

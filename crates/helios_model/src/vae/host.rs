@@ -41,10 +41,11 @@ pub(crate) fn values<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {
         }
         return out;
     }
+    // Another backend or dtype: element by element, converted to f32.
     Tensor::<B, D>::from_primitive(TensorPrimitive::Float(prim))
         .into_data()
-        .into_vec::<f32>()
-        .unwrap_or_default()
+        .iter::<f32>()
+        .collect()
 }
 
 /// An f32 tensor from values.
@@ -503,12 +504,12 @@ mod tests {
         let shared = x.clone();
         assert_eq!(
             values(shared),
-            x.clone().into_data().to_vec::<f32>().unwrap_or_default()
+            x.clone().into_data().to_vec::<f32>().unwrap()
         );
         let strided = x.clone().permute([2, 0, 1]);
         assert_eq!(
             values(strided.clone()),
-            strided.into_data().to_vec::<f32>().unwrap_or_default()
+            strided.into_data().to_vec::<f32>().unwrap()
         );
     }
 }

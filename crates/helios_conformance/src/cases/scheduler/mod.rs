@@ -9,9 +9,11 @@
 
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use helios_model::config::{SchedulerConfig, TimeShiftType, TransformerConfig, read_json};
+use burn::tensor::backend::Backend;
+use helios_model::config::{
+    SchedulerClass, SchedulerConfig, TimeShiftType, TransformerConfig, read_json,
+};
 use helios_model::scheduler::sigmas::{StageTables, TableConfig};
 use helios_model::scheduler::{
     BlockNoise, FlowScheduler, ShiftParams, StageSchedule, TimestepRequest, calculate_shift,
@@ -103,7 +105,7 @@ fn line_fail(case: &str, name: &str, why: String) -> CheckLine {
 }
 
 fn scheduler_config(case: &Case, value: Value) -> Result<SchedulerConfig> {
-    serde_json::from_value(value).map_err(|e| case.error(format!("scheduler config: {e}")))
+    serde_json::from_value(value).map_err(|e| case.field_error("scheduler config", e))
 }
 
 /// The DMD config: the checkpoint's when it is a DMD one, else diffusers' DMD defaults with dynamic
@@ -112,7 +114,7 @@ fn dmd_config(fixture_dir: &Path, case: &Case) -> Result<SchedulerConfig> {
     let path = fixture_dir.join("scheduler/scheduler_config.json");
     if path.exists() {
         let cfg: SchedulerConfig = read_json(&path)?;
-        if cfg.class_name == "HeliosDMDScheduler" {
+        if cfg.class_name == SchedulerClass::HeliosDmd {
             return Ok(cfg);
         }
     }

@@ -75,7 +75,7 @@ struct TableContext<'a> {
 }
 
 fn pyramid_table(
-    ctx: &TableContext,
+    ctx: &TableContext<'_>,
     prefix: &str,
     kind: &TableKind,
     value: &Value,
@@ -89,8 +89,8 @@ fn pyramid_table(
     else {
         return Ok(vec![]);
     };
-    let want: Vec<PyramidStageEntry> = serde_json::from_value(value.clone())
-        .map_err(|e| ctx.case.error(format!("{prefix}: {e}")))?;
+    let want: Vec<PyramidStageEntry> =
+        serde_json::from_value(value.clone()).map_err(|e| ctx.case.field_error(prefix, e))?;
     let mut config = if *dmd {
         dmd_config(ctx.fixture_dir, ctx.case)?
     } else {
@@ -161,14 +161,14 @@ fn pyramid_table(
 }
 
 fn single_table(
-    ctx: &TableContext,
+    ctx: &TableContext<'_>,
     prefix: &str,
     steps: usize,
     value: &Value,
 ) -> Result<Vec<CheckLine>> {
     let case = &ctx.case.name;
-    let want: SingleStageEntry = serde_json::from_value(value.clone())
-        .map_err(|e| ctx.case.error(format!("{prefix}: {e}")))?;
+    let want: SingleStageEntry =
+        serde_json::from_value(value.clone()).map_err(|e| ctx.case.field_error(prefix, e))?;
     let sched = build(&unipc_config(ctx.case, true, ctx.shift)?)?;
     let seq = image_seq_len(
         TABLE_LATENT_FRAMES,
@@ -217,7 +217,7 @@ fn object<'a>(case: &Case, v: &'a Value, what: &str) -> Result<&'a serde_json::M
 }
 
 fn f64_list(case: &Case, v: &Value, what: &str) -> Result<Vec<f64>> {
-    serde_json::from_value(v.clone()).map_err(|e| case.error(format!("`{what}`: {e}")))
+    serde_json::from_value(v.clone()).map_err(|e| case.field_error(what, e))
 }
 
 /// Runs `scheduler_tables` (the JSON only).
@@ -233,14 +233,14 @@ pub fn run_tables(fixture_dir: &Path) -> Result<Outcome> {
     for (res_key, res) in object(&case, case.field("resolutions")?, "resolutions")? {
         let latent_hw: [usize; 2] =
             serde_json::from_value(res.get("latent_hw").cloned().unwrap_or(Value::Null))
-                .map_err(|e| case.error(format!("{res_key}.latent_hw: {e}")))?;
+                .map_err(|e| case.field_error(format!("{res_key}.latent_hw"), e))?;
         for (group, own_stage_mu) in [("tables", false), ("reference_only_own_stage_mu", true)] {
             let Some(by_shift) = res.get(group) else {
                 continue;
             };
             for (shift_key, tables) in object(&case, by_shift, group)? {
                 let shift: TimeShiftType = serde_json::from_value(Value::String(shift_key.clone()))
-                    .map_err(|e| case.error(format!("time shift `{shift_key}`: {e}")))?;
+                    .map_err(|e| case.field_error(format!("{group}.{shift_key}"), e))?;
                 let ctx = TableContext {
                     case: &case,
                     fixture_dir,
@@ -279,7 +279,7 @@ pub fn run_tables(fixture_dir: &Path) -> Result<Outcome> {
         let pairs = |k: &str| -> Result<Vec<f64>> {
             let v: Vec<[f64; 2]> =
                 serde_json::from_value(int.get(k).cloned().unwrap_or(Value::Null))
-                    .map_err(|e| case.error(format!("`{k}`: {e}")))?;
+                    .map_err(|e| case.field_error(k, e))?;
             Ok(v.into_iter().flatten().collect())
         };
         let port: [(&str, Vec<f64>); 6] = [
@@ -358,7 +358,7 @@ pub fn run_tables(fixture_dir: &Path) -> Result<Outcome> {
             continue;
         };
         let g: Vec<Vec<f64>> =
-            serde_json::from_value(v.clone()).map_err(|e| case.error(format!("`{key}`: {e}")))?;
+            serde_json::from_value(v.clone()).map_err(|e| case.field_error(key, e))?;
         let g: Vec<f64> = g.into_iter().flatten().collect();
         let p: Vec<f64> = block
             .factor()
