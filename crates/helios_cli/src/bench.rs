@@ -1,14 +1,22 @@
 //! `helios bench`: the whole batch pipeline (prompt encoding, every chunk's denoising, VAE decode
 //! and the 8-bit conversion of the frames), timed over several runs after warm-up runs. The last line
 //! printed is `median_s=<seconds> frames_per_s=<fps> ...`, for scripts.
+//!
+//! With `--random-weights --config DIR` it times each part at the real shapes instead, built from a
+//! checkpoint's configs with random weights ([`random`]), no download needed.
 
+mod memory;
+mod random;
+
+use std::any::Any;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use helios_model::pipeline::{HeliosPipeline, StreamRequest, VideoPlan};
 
 use crate::common::{ModelArgs, load_pipeline};
@@ -34,6 +42,33 @@ pub struct BenchArgs {
     /// Untimed warm-up runs first
     #[arg(long, default_value_t = 1, value_name = "W")]
     pub warmup: usize,
+    /// Time each part (DiT per pyramid stage, VAE decode, whole chunk, text encoder) at the real
+    /// shapes, with random weights built from the configs of --config: no checkpoint needed
+    #[arg(long, requires = "config", conflicts_with = "model")]
+    pub random_weights: bool,
+    /// Diffusers-layout folder of configs only (e.g. assets/configs/helios-distilled), for --random-weights
+    #[arg(long, value_name = "DIR", requires = "random_weights")]
+    pub config: Option<PathBuf>,
+    /// Build only N of the DiT's blocks (and at most N of the text encoder's layers) [default: all]
+    #[arg(long, value_name = "N", requires = "random_weights")]
+    pub layers: Option<usize>,
+    /// DiT precision with --random-weights [default: half on GPU backends, f32 on ndarray]
+    #[arg(long, value_enum, requires = "random_weights")]
+    pub precision: Option<PrecisionChoice>,
+}
+
+/// The DiT's compute precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    /// float32 throughout.
+    F32,
+    /// bf16 (else f16, else bf16 emulated in f32) outside the modules the reference keeps in f32.
+    Half,
+}
+
+/// Whether `device` is the CPU (ndarray) backend's.
+pub fn is_cpu<B: Backend>(device: &B::Device) -> bool {
+    (device as &dyn Any).is::<burn::backend::ndarray::NdArrayDevice>()
 }
 
 /// The median of some durations (the mean of the two middle ones for an even count).
@@ -52,6 +87,12 @@ pub fn median(times: &[f64]) -> Option<f64> {
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs 0: time at least one run");
+    }
+    if let Some(config) = &args.config {
+        if args.layers == Some(0) {
+            bail!("--layers 0: build at least one block");
+        }
+        return with_backend!(args.model.backend, |device: B| random::run::<B>(args, config, device));
     }
     if args.frames == 0 {
         bail!("--frames 0: ask for at least 1 frame");
