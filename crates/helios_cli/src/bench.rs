@@ -3,7 +3,7 @@
 //! printed is `median_s=<seconds> frames_per_s=<fps> ...`, for scripts.
 //!
 //! With `--random-weights --config DIR` it times each part at the real shapes instead, built from a
-//! checkpoint's configs with random weights ([`random`]), no download needed.
+//! checkpoint's configs with random weights, no download needed.
 
 mod memory;
 mod random;
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use helios_model::pipeline::{HeliosPipeline, StreamRequest, VideoPlan};
 
 use crate::common::{ModelArgs, load_pipeline};
@@ -52,18 +52,6 @@ pub struct BenchArgs {
     /// Build only N of the DiT's blocks (and at most N of the text encoder's layers) [default: all]
     #[arg(long, value_name = "N", requires = "random_weights")]
     pub layers: Option<usize>,
-    /// DiT precision with --random-weights [default: half on GPU backends, f32 on ndarray]
-    #[arg(long, value_enum, requires = "random_weights")]
-    pub precision: Option<PrecisionChoice>,
-}
-
-/// The DiT's compute precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PrecisionChoice {
-    /// float32 throughout.
-    F32,
-    /// bf16 (else f16, else bf16 emulated in f32) outside the modules the reference keeps in f32.
-    Half,
 }
 
 /// Whether `device` is the CPU (ndarray) backend's.
@@ -92,7 +80,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if args.layers == Some(0) {
             bail!("--layers 0: build at least one block");
         }
-        return with_backend!(args.model.backend, |device: B| random::run::<B>(args, config, device));
+        return with_backend!(args.model.backend, |device: B| random::run::<B>(
+            args, config, device
+        ));
     }
     if args.frames == 0 {
         bail!("--frames 0: ask for at least 1 frame");
@@ -115,7 +105,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     })
 }
 
-fn bench<B: Backend>(pipeline: &Arc<HeliosPipeline<B>>, request: &StreamRequest, args: &BenchArgs) -> Result<()> {
+fn bench<B: Backend>(
+    pipeline: &Arc<HeliosPipeline<B>>,
+    request: &StreamRequest,
+    args: &BenchArgs,
+) -> Result<()> {
     let resolved = pipeline.resolve(request)?;
     let plan = VideoPlan::new(pipeline, args.frames)?;
     let steps: Vec<String> = resolved.steps.iter().map(usize::to_string).collect();
@@ -149,7 +143,9 @@ fn bench<B: Backend>(pipeline: &Arc<HeliosPipeline<B>>, request: &StreamRequest,
         println!("run {}/{}: {secs:.3} s", i + 1, args.runs);
         times.push(secs);
     }
-    let Some(median_s) = median(&times) else { bail!("no timed run") };
+    let Some(median_s) = median(&times) else {
+        bail!("no timed run")
+    };
     let min_s = times.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
         "median_s={median_s:.4} frames_per_s={:.3} min_s={min_s:.4} frames={} runs={}",

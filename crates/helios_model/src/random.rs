@@ -39,18 +39,22 @@ fn splitmix(state: &mut u64) -> u64 {
 /// `n` values uniform in `[center - spread, center + spread)`, the stream `stream` of `seed`.
 fn uniform(n: usize, center: f32, spread: f32, seed: u64, stream: u64) -> Vec<f32> {
     let mut values = vec![0.0f32; n];
-    values.par_chunks_mut(JOB).enumerate().for_each(|(job, out)| {
-        let mut state =
-            seed ^ stream.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ (job as u64).wrapping_mul(0xA076_1D64_78BD_642F);
-        for pair in out.chunks_mut(2) {
-            let bits = splitmix(&mut state);
-            for (v, word) in pair.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
-                // 24 random bits -> [0, 1) -> [-1, 1).
-                let unit = (word >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
-                *v = center + spread * (2.0 * unit - 1.0);
+    values
+        .par_chunks_mut(JOB)
+        .enumerate()
+        .for_each(|(job, out)| {
+            let mut state = seed
+                ^ stream.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+                ^ (job as u64).wrapping_mul(0xA076_1D64_78BD_642F);
+            for pair in out.chunks_mut(2) {
+                let bits = splitmix(&mut state);
+                for (v, word) in pair.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
+                    // 24 random bits -> [0, 1) -> [-1, 1).
+                    let unit = (word >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+                    *v = center + spread * (2.0 * unit - 1.0);
+                }
             }
-        }
-    });
+        });
     values
 }
 
@@ -75,7 +79,14 @@ struct Randomizer {
 
 impl Randomizer {
     fn new(seed: u64, storage: Storage, skip: &'static [&'static str]) -> Self {
-        Self { seed, storage, skip, path: Vec::new(), containers: Vec::new(), count: 0 }
+        Self {
+            seed,
+            storage,
+            skip,
+            path: Vec::new(),
+            containers: Vec::new(),
+            count: 0,
+        }
     }
 
     /// `(center, spread)` of a parameter's uniform distribution, from its name and shape.
@@ -95,14 +106,22 @@ impl Randomizer {
             (0.0, spread_for(1.0))
         } else if shape.len() >= 2 {
             // burn's Linear stores [in, out]; convolutions (and patch embeddings) [out, in, k...].
-            let fan_in: usize = if parent == "Struct:Linear" { shape[0] } else { shape[1..].iter().product() };
+            let fan_in: usize = if parent == "Struct:Linear" {
+                shape[0]
+            } else {
+                shape[1..].iter().product()
+            };
             (0.0, spread_for(1.0 / (fan_in.max(1) as f32).sqrt()))
         } else {
             (0.0, spread_for(0.05))
         }
     }
 
-    fn tensor<B: Backend, const D: usize>(&mut self, shape: &[usize], device: &B::Device) -> Tensor<B, D> {
+    fn tensor<B: Backend, const D: usize>(
+        &mut self,
+        shape: &[usize],
+        device: &B::Device,
+    ) -> Tensor<B, D> {
         let (center, spread) = self.distribution(shape);
         let n = shape.iter().product();
         self.count += 1;
@@ -112,21 +131,36 @@ impl Randomizer {
             Storage::Dit(Precision::Native(dtype)) if !kept => {
                 let data = match dtype {
                     DType::F16 => TensorData::new(
-                        values.par_iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>(),
+                        values
+                            .par_iter()
+                            .map(|&v| half::f16::from_f32(v))
+                            .collect::<Vec<_>>(),
                         shape.to_vec(),
                     ),
                     _ => TensorData::new(
-                        values.par_iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>(),
+                        values
+                            .par_iter()
+                            .map(|&v| half::bf16::from_f32(v))
+                            .collect::<Vec<_>>(),
                         shape.to_vec(),
                     ),
                 };
                 Tensor::from_data(data, (device, dtype))
             }
             Storage::Dit(Precision::EmulatedBf16) if !kept => {
-                let rounded: Vec<f32> = values.par_iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect();
-                Tensor::from_data(TensorData::new(rounded, shape.to_vec()), (device, DType::F32))
+                let rounded: Vec<f32> = values
+                    .par_iter()
+                    .map(|&v| half::bf16::from_f32(v).to_f32())
+                    .collect();
+                Tensor::from_data(
+                    TensorData::new(rounded, shape.to_vec()),
+                    (device, DType::F32),
+                )
             }
-            _ => Tensor::from_data(TensorData::new(values, shape.to_vec()), (device, DType::F32)),
+            _ => Tensor::from_data(
+                TensorData::new(values, shape.to_vec()),
+                (device, DType::F32),
+            ),
         }
     }
 }
@@ -143,7 +177,11 @@ impl<B: Backend> ModuleMapper<B> for Randomizer {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        if self.path.first().is_some_and(|p| self.skip.contains(&p.as_str())) {
+        if self
+            .path
+            .first()
+            .is_some_and(|p| self.skip.contains(&p.as_str()))
+        {
             return param;
         }
         let id = param.id;
@@ -156,7 +194,9 @@ impl<B: Backend> ModuleMapper<B> for Randomizer {
 
 fn check_layers(what: &str, layers: usize, max: usize) -> Result<usize> {
     if layers == 0 || layers > max {
-        return Err(Error::InvalidRequest(format!("{what}: {layers} layers asked; the config has 1 to {max}")));
+        return Err(Error::InvalidRequest(format!(
+            "{what}: {layers} layers asked; the config has 1 to {max}"
+        )));
     }
     Ok(layers)
 }
@@ -171,7 +211,11 @@ pub fn random_transformer<B: Backend>(
     device: &B::Device,
 ) -> Result<HeliosTransformer3DModel<B>> {
     let mut config = config.clone();
-    config.num_layers = check_layers("transformer", layers.unwrap_or(config.num_layers), config.num_layers)?;
+    config.num_layers = check_layers(
+        "transformer",
+        layers.unwrap_or(config.num_layers),
+        config.num_layers,
+    )?;
     let model = HeliosTransformer3DModel::new(&config, device);
     let model = model.map(&mut Randomizer::new(seed, Storage::Dit(precision), &[]));
     // The parameters already have their dtypes; this records the precision the forward pass uses.
@@ -180,7 +224,8 @@ pub fn random_transformer<B: Backend>(
 
 /// The Wan VAE of `config` (encoder and decoder) with random float32 weights.
 pub fn random_vae<B: Backend>(config: &VaeConfig, seed: u64, device: &B::Device) -> WanVae<B> {
-    let model = AutoencoderKLWan::new(config, device).map(&mut Randomizer::new(seed, Storage::F32, &[]));
+    let model =
+        AutoencoderKLWan::new(config, device).map(&mut Randomizer::new(seed, Storage::F32, &[]));
     WanVae::from_parts(model, config.clone())
 }
 
@@ -198,14 +243,24 @@ pub fn random_text_encoder<B: Backend>(
     device: &B::Device,
 ) -> Result<UMT5EncoderModel<B>> {
     let mut config = config.clone();
-    config.num_layers =
-        check_layers("text encoder", layers.unwrap_or(config.num_layers).min(config.num_layers), config.num_layers)?;
-    let mut model = UMT5EncoderModel::new(&config, device).map(&mut Randomizer::new(seed, Storage::F32, &["shared"]));
+    config.num_layers = check_layers(
+        "text encoder",
+        layers.unwrap_or(config.num_layers).min(config.num_layers),
+        config.num_layers,
+    )?;
+    let mut model = UMT5EncoderModel::new(&config, device).map(&mut Randomizer::new(
+        seed,
+        Storage::F32,
+        &["shared"],
+    ));
     let rows = TEXT_EMBEDDING_ROWS.min(config.vocab_size);
     let mut table = vec![0.0f32; config.vocab_size * config.d_model];
     let random = uniform(rows * config.d_model, 0.0, 3f32.sqrt(), seed, u64::MAX);
     table[..random.len()].copy_from_slice(&random);
-    let table = Tensor::from_data(TensorData::new(table, [config.vocab_size, config.d_model]), (device, DType::F32));
+    let table = Tensor::from_data(
+        TensorData::new(table, [config.vocab_size, config.d_model]),
+        (device, DType::F32),
+    );
     model.shared.weight = Param::initialized(ParamId::new(), table);
     Ok(model)
 }
@@ -240,39 +295,84 @@ mod tests {
     fn random_parts_have_the_config_shapes_and_finite_outputs() {
         let ckpt = HeliosCheckpoint::from_dir(TINY).unwrap();
         let device = Default::default();
-        let dit = random_transformer::<TestBackend>(&ckpt.transformer, Some(1), Precision::F32, 0, &device).unwrap();
+        let dit = random_transformer::<TestBackend>(
+            &ckpt.transformer,
+            Some(1),
+            Precision::F32,
+            0,
+            &device,
+        )
+        .unwrap();
         assert_eq!(dit.blocks.len(), 1);
         let w: Vec<f32> = dit.proj_out.weight.val().into_data().to_vec().unwrap();
         let (_, std) = stats(&w);
         let fan_in = ckpt.transformer.inner_dim() as f32;
-        assert!((std * fan_in.sqrt() - 1.0).abs() < 0.1, "proj_out std {std}");
-        let norm: Vec<f32> = dit.blocks[0].norm2.as_ref().unwrap().gamma.val().into_data().to_vec().unwrap();
+        assert!(
+            (std * fan_in.sqrt() - 1.0).abs() < 0.1,
+            "proj_out std {std}"
+        );
+        let norm: Vec<f32> = dit.blocks[0]
+            .norm2
+            .as_ref()
+            .unwrap()
+            .gamma
+            .val()
+            .into_data()
+            .to_vec()
+            .unwrap();
         assert!((stats(&norm).0 - 1.0).abs() < 0.1);
-        assert!(random_transformer::<TestBackend>(&ckpt.transformer, Some(3), Precision::F32, 0, &device).is_err());
+        assert!(
+            random_transformer::<TestBackend>(
+                &ckpt.transformer,
+                Some(3),
+                Precision::F32,
+                0,
+                &device
+            )
+            .is_err()
+        );
 
-        let text = random_text_encoder::<TestBackend>(&ckpt.text_encoder, Some(99), 0, &device).unwrap();
+        let text =
+            random_text_encoder::<TestBackend>(&ckpt.text_encoder, Some(99), 0, &device).unwrap();
         assert_eq!(text.encoder.block.len(), ckpt.text_encoder.num_layers);
-        assert_eq!(text.shared.weight.dims(), [ckpt.text_encoder.vocab_size, ckpt.text_encoder.d_model]);
+        assert_eq!(
+            text.shared.weight.dims(),
+            [ckpt.text_encoder.vocab_size, ckpt.text_encoder.d_model]
+        );
 
         let vae = random_vae::<TestBackend>(&ckpt.vae, 0, &device);
         let z = Tensor::<TestBackend, 5>::ones([1, ckpt.vae.z_dim, 2, 2, 2], &device);
         let video: Vec<f32> = vae.decode(z).unwrap().into_data().to_vec().unwrap();
         assert_eq!(video.len(), 3 * 5 * 16 * 16);
         assert!(video.iter().all(|v| v.is_finite()));
-        assert!(stats(&video).1 > 0.0, "the decode of random weights is not constant");
+        assert!(
+            stats(&video).1 > 0.0,
+            "the decode of random weights is not constant"
+        );
     }
 
     #[test]
     fn half_precision_stores_the_dit_rounded_to_bf16() {
         let ckpt = HeliosCheckpoint::from_dir(TINY).unwrap();
         let device = Default::default();
-        let dit =
-            random_transformer::<TestBackend>(&ckpt.transformer, None, Precision::EmulatedBf16, 1, &device).unwrap();
+        let dit = random_transformer::<TestBackend>(
+            &ckpt.transformer,
+            None,
+            Precision::EmulatedBf16,
+            1,
+            &device,
+        )
+        .unwrap();
         assert_eq!(dit.precision(), Precision::EmulatedBf16);
         let w: Vec<f32> = dit.proj_out.weight.val().into_data().to_vec().unwrap();
         assert!(w.iter().all(|&v| half::bf16::from_f32(v).to_f32() == v));
         // Kept-in-fp32 modules are not rounded.
-        let t: Vec<f32> = dit.blocks[0].scale_shift_table.val().into_data().to_vec().unwrap();
+        let t: Vec<f32> = dit.blocks[0]
+            .scale_shift_table
+            .val()
+            .into_data()
+            .to_vec()
+            .unwrap();
         assert!(t.iter().any(|&v| half::bf16::from_f32(v).to_f32() != v));
     }
 }

@@ -31,7 +31,10 @@ pub fn usage<D: Any>(device: &D) -> Option<DeviceMemory> {
     } else {
         return None;
     };
-    Some(DeviceMemory { in_use: usage.bytes_in_use, reserved: usage.bytes_reserved })
+    Some(DeviceMemory {
+        in_use: usage.bytes_in_use,
+        reserved: usage.bytes_reserved,
+    })
 }
 
 /// The largest usage seen over several samples.

@@ -20,13 +20,15 @@ use helios_model::config::{HeliosCheckpoint, PipelineClass};
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
 use helios_model::pipeline::SeededNoise;
 use helios_model::pipeline::{ChunkDenoiser, HistoryBuffer, HistoryLayout, Sampling};
-use helios_model::random::{TEXT_EMBEDDING_ROWS, random_text_encoder, random_transformer, random_vae};
+use helios_model::random::{
+    TEXT_EMBEDDING_ROWS, random_text_encoder, random_transformer, random_vae,
+};
 use helios_model::scheduler::{FlowScheduler, GuidanceMode};
 use helios_model::text::UMT5EncoderModel;
 use helios_model::vae::WanVae;
 
 use super::memory::{PeakMemory, bytes_field};
-use super::{BenchArgs, PrecisionChoice, median};
+use super::{BenchArgs, median};
 use crate::common::CHECKPOINT_SIZE;
 
 /// Seed of the random weights.
@@ -43,7 +45,10 @@ struct Timing {
 
 impl Timing {
     fn fields(&self) -> String {
-        format!("median_s={:.5} min_s={:.5} runs={}", self.median_s, self.min_s, self.runs)
+        format!(
+            "median_s={:.5} min_s={:.5} runs={}",
+            self.median_s, self.min_s, self.runs
+        )
     }
 }
 
@@ -58,8 +63,14 @@ fn time<F: FnMut() -> Result<()>>(warmup: usize, runs: usize, mut f: F) -> Resul
         f()?;
         times.push(start.elapsed().as_secs_f64());
     }
-    let Some(median_s) = median(&times) else { bail!("no timed run") };
-    Ok(Timing { median_s, min_s: times.iter().copied().fold(f64::INFINITY, f64::min), runs })
+    let Some(median_s) = median(&times) else {
+        bail!("no timed run")
+    };
+    Ok(Timing {
+        median_s,
+        min_s: times.iter().copied().fold(f64::INFINITY, f64::min),
+        runs,
+    })
 }
 
 fn sync<B: Backend>(device: &B::Device) -> Result<()> {
@@ -86,8 +97,10 @@ struct Bench<B: Backend> {
 pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -> Result<()> {
     let ckpt = HeliosCheckpoint::from_dir(config_dir)
         .with_context(|| format!("cannot read the configs in {}", config_dir.display()))?;
-    let (height, width) =
-        (args.model.height.unwrap_or(CHECKPOINT_SIZE.0), args.model.width.unwrap_or(CHECKPOINT_SIZE.1));
+    let (height, width) = (
+        args.model.height.unwrap_or(CHECKPOINT_SIZE.0),
+        args.model.width.unwrap_or(CHECKPOINT_SIZE.1),
+    );
     let (sampling, stages) = match ckpt.pipeline {
         PipelineClass::Single => (Sampling::SingleStage, 1),
         PipelineClass::Pyramid => (Sampling::Pyramid, ckpt.scheduler.stages),
@@ -97,7 +110,9 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
     let multiple = spatial * patch[1].max(patch[2]) * (1 << (stages - 1));
     for (name, v) in [("height", height), ("width", width)] {
         if v == 0 || v % multiple != 0 {
-            bail!("--{name} {v} must be a positive multiple of {multiple} (VAE factor x patch x pyramid)");
+            bail!(
+                "--{name} {v} must be a positive multiple of {multiple} (VAE factor x patch x pyramid)"
+            );
         }
     }
     let steps = match (&args.model.steps, sampling, ckpt.is_distilled) {
@@ -109,21 +124,33 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
     if steps.len() != stages || steps.iter().any(|&s| s == 0 || s > 1000) {
         bail!("--steps {steps:?}: give {stages} step count(s) of 1 to 1000");
     }
-    let guidance = match (ckpt.is_distilled, ckpt.is_cfg_zero_star && sampling == Sampling::Pyramid) {
+    let guidance = match (
+        ckpt.is_distilled,
+        ckpt.is_cfg_zero_star && sampling == Sampling::Pyramid,
+    ) {
         (true, _) => GuidanceMode::None,
-        (false, true) => GuidanceMode::CfgZeroStar { scale: DEFAULT_CFG, zero_init_steps: Some(1) },
+        (false, true) => GuidanceMode::CfgZeroStar {
+            scale: DEFAULT_CFG,
+            zero_init_steps: Some(1),
+        },
         (false, false) => GuidanceMode::Cfg { scale: DEFAULT_CFG },
     };
-    let precision = match args.precision {
-        Some(PrecisionChoice::F32) => Precision::F32,
-        Some(PrecisionChoice::Half) => Precision::half_for::<B>(&device),
-        None if super::is_cpu::<B>(&device) => Precision::F32,
-        None => Precision::half_for::<B>(&device),
+    // The DiT as the pipeline runs it: half precision on GPU backends, float32 on the CPU.
+    let precision = if super::is_cpu::<B>(&device) {
+        Precision::F32
+    } else {
+        Precision::half_for::<B>(&device)
     };
     let text_layers = args.layers.map(|n| n.min(ckpt.text_encoder.num_layers));
 
     let start = Instant::now();
-    let dit = random_transformer::<B>(&ckpt.transformer, args.layers, precision, WEIGHT_SEED, &device)?;
+    let dit = random_transformer::<B>(
+        &ckpt.transformer,
+        args.layers,
+        precision,
+        WEIGHT_SEED,
+        &device,
+    )?;
     let vae = random_vae::<B>(&ckpt.vae, WEIGHT_SEED + 1, &device);
     let text = random_text_encoder::<B>(&ckpt.text_encoder, text_layers, WEIGHT_SEED + 2, &device)?;
     sync::<B>(&device)?;
@@ -178,12 +205,21 @@ impl<B: Backend> Bench<B> {
     fn tokens(&self, h: usize, w: usize) -> usize {
         let [pt, ph, pw] = self.ckpt.transformer.patch_size;
         let (hh, ww) = self.latent;
-        let grid = |t: usize, k: usize| t.div_ceil(pt * k) * hh.div_ceil(ph * k) * ww.div_ceil(pw * k);
+        let grid =
+            |t: usize, k: usize| t.div_ceil(pt * k) * hh.div_ceil(ph * k) * ww.div_ceil(pw * k);
         let l = self.layout;
-        self.layout.chunk / pt * (h / ph) * (w / pw) + grid(1 + l.short, 1) + grid(l.mid, 2) + grid(l.long, 4)
+        self.layout.chunk / pt * (h / ph) * (w / pw)
+            + grid(1 + l.short, 1)
+            + grid(l.mid, 2)
+            + grid(l.long, 4)
     }
 
-    fn measure(&self, args: &BenchArgs, memory: &mut PeakMemory, weights: Option<u64>) -> Result<()> {
+    fn measure(
+        &self,
+        args: &BenchArgs,
+        memory: &mut PeakMemory,
+        weights: Option<u64>,
+    ) -> Result<()> {
         let (runs, warmup) = (args.runs, args.warmup);
         let c = self.ckpt.transformer.in_channels;
         let seq = args.model.max_sequence_length;
@@ -194,12 +230,17 @@ impl<B: Backend> Bench<B> {
         let prefix = self.normal([1, c, 1, h, w]);
         let terms = history.terms(prefix);
         let cond = self.normal([1, seq, text_dim]);
-        let uncond = self.guidance.needs_uncond().then(|| self.normal([1, seq, text_dim]));
+        let uncond = self
+            .guidance
+            .needs_uncond()
+            .then(|| self.normal([1, seq, text_dim]));
         let indices = self.layout.indices().current;
 
         // Text encoder: one prompt of `seq` tokens, timed once.
         let ids: Vec<i64> = (0..seq)
-            .map(|i| ((i * 7919) % TEXT_EMBEDDING_ROWS.min(self.ckpt.text_encoder.vocab_size)) as i64)
+            .map(|i| {
+                ((i * 7919) % TEXT_EMBEDDING_ROWS.min(self.ckpt.text_encoder.vocab_size)) as i64
+            })
             .collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, seq]), &self.device);
         let mask = Tensor::<B, 2, Int>::ones([1, seq], &self.device);
@@ -210,7 +251,11 @@ impl<B: Backend> Bench<B> {
             drop(out);
             Ok(())
         })?;
-        println!("bench part=text tokens={seq} layers={} {}", self.text.encoder.block.len(), text.fields());
+        println!(
+            "bench part=text tokens={seq} layers={} {}",
+            self.text.encoder.block.len(),
+            text.fields()
+        );
 
         // The DiT at each stage's size.
         let stages = self.steps.len();
@@ -254,7 +299,10 @@ impl<B: Backend> Bench<B> {
             drop(out);
             Ok(())
         })?;
-        println!("bench part=vae_decode latents={chunk}x{h}x{w} frames={frames} {}", vae.fields());
+        println!(
+            "bench part=vae_decode latents={chunk}x{h}x{w} frames={frames} {}",
+            vae.fields()
+        );
 
         // The whole chunk: the sampling loop, then the decode.
         let cancel = AtomicBool::new(false);
@@ -276,7 +324,11 @@ impl<B: Backend> Bench<B> {
                 indices: indices.clone(),
                 cancel: &cancel,
             };
-            let latents = denoiser.run([1, c, chunk, h, w], &mut SeededNoise::new(seed), &mut |_| calls += 1)?;
+            let latents = denoiser.run(
+                [1, c, chunk, h, w],
+                &mut SeededNoise::new(seed),
+                &mut |_| calls += 1,
+            )?;
             let video = self.vae.decode(latents)?;
             sync::<B>(&self.device)?;
             memory.sample(&self.device);
@@ -284,7 +336,10 @@ impl<B: Backend> Bench<B> {
             Ok(())
         })?;
         let fps = frames as f64 / whole.median_s;
-        println!("bench part=chunk dit_calls={calls} frames={frames} frames_per_s={fps:.3} {}", whole.fields());
+        println!(
+            "bench part=chunk dit_calls={calls} frames={frames} frames_per_s={fps:.3} {}",
+            whole.fields()
+        );
 
         let peak = memory.peak();
         println!(
@@ -293,8 +348,17 @@ impl<B: Backend> Bench<B> {
             bytes_field(peak.map(|p| p.in_use)),
             bytes_field(peak.map(|p| p.reserved)),
         );
-        let dit_s: f64 = self.steps.iter().zip(&stage_medians).map(|(n, s)| *n as f64 * s).sum::<f64>()
-            * if self.guidance.needs_uncond() { 2.0 } else { 1.0 };
+        let dit_s: f64 = self
+            .steps
+            .iter()
+            .zip(&stage_medians)
+            .map(|(n, s)| *n as f64 * s)
+            .sum::<f64>()
+            * if self.guidance.needs_uncond() {
+                2.0
+            } else {
+                1.0
+            };
         let gib = |b: u64| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64);
         println!(
             "summary: one chunk of {frames} frames in {:.3} s = {fps:.2} frames/s ({calls} DiT calls ~{dit_s:.3} s by the per-stage medians, VAE decode {:.3} s, text encoder {:.3} s once per prompt); peak device memory {}",
