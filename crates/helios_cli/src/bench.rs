@@ -1,7 +1,15 @@
 //! `helios bench`: the whole batch pipeline (prompt encoding, every chunk's denoising, VAE decode
 //! and the 8-bit conversion of the frames), timed over several runs after warm-up runs. The last line
 //! printed is `median_s=<seconds> frames_per_s=<fps> ...`, for scripts.
+//!
+//! With `--random-weights --config DIR` it times each part at the real shapes instead, built from a
+//! checkpoint's configs with random weights, no download needed.
 
+mod memory;
+mod random;
+
+use std::any::Any;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -34,6 +42,21 @@ pub struct BenchArgs {
     /// Untimed warm-up runs first
     #[arg(long, default_value_t = 1, value_name = "W")]
     pub warmup: usize,
+    /// Time each part (DiT per pyramid stage, VAE decode, whole chunk, text encoder) at the real
+    /// shapes, with random weights built from the configs of --config: no checkpoint needed
+    #[arg(long, requires = "config", conflicts_with = "model")]
+    pub random_weights: bool,
+    /// Diffusers-layout folder of configs only (e.g. assets/configs/helios-distilled), for --random-weights
+    #[arg(long, value_name = "DIR", requires = "random_weights")]
+    pub config: Option<PathBuf>,
+    /// Build only N of the DiT's blocks (and at most N of the text encoder's layers) [default: all]
+    #[arg(long, value_name = "N", requires = "random_weights")]
+    pub layers: Option<usize>,
+}
+
+/// Whether `device` is the CPU (ndarray) backend's.
+pub fn is_cpu<B: Backend>(device: &B::Device) -> bool {
+    (device as &dyn Any).is::<burn::backend::ndarray::NdArrayDevice>()
 }
 
 /// The median of some durations (the mean of the two middle ones for an even count).
@@ -52,6 +75,14 @@ pub fn median(times: &[f64]) -> Option<f64> {
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs 0: time at least one run");
+    }
+    if let Some(config) = &args.config {
+        if args.layers == Some(0) {
+            bail!("--layers 0: build at least one block");
+        }
+        return with_backend!(args.model.backend, |device: B| random::run::<B>(
+            args, config, device
+        ));
     }
     if args.frames == 0 {
         bail!("--frames 0: ask for at least 1 frame");
@@ -74,7 +105,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     })
 }
 
-fn bench<B: Backend>(pipeline: &Arc<HeliosPipeline<B>>, request: &StreamRequest, args: &BenchArgs) -> Result<()> {
+fn bench<B: Backend>(
+    pipeline: &Arc<HeliosPipeline<B>>,
+    request: &StreamRequest,
+    args: &BenchArgs,
+) -> Result<()> {
     let resolved = pipeline.resolve(request)?;
     let plan = VideoPlan::new(pipeline, args.frames)?;
     let steps: Vec<String> = resolved.steps.iter().map(usize::to_string).collect();
@@ -108,7 +143,9 @@ fn bench<B: Backend>(pipeline: &Arc<HeliosPipeline<B>>, request: &StreamRequest,
         println!("run {}/{}: {secs:.3} s", i + 1, args.runs);
         times.push(secs);
     }
-    let Some(median_s) = median(&times) else { bail!("no timed run") };
+    let Some(median_s) = median(&times) else {
+        bail!("no timed run")
+    };
     let min_s = times.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
         "median_s={median_s:.4} frames_per_s={:.3} min_s={min_s:.4} frames={} runs={}",

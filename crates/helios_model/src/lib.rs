@@ -7,7 +7,8 @@
 //! and UMT5) / [`dit`] (the DiT with its three-scale history compaction) / [`vae`] (Wan VAE) /
 //! [`scheduler`] (DMD and UniPC) → [`pipeline`] (T2V / I2V / V2V, built on a streaming chunk generator).
 //! Everything is generic over `burn::tensor::backend::Backend`. [`embedded`] is the tiny default
-//! checkpoint compiled into the crate.
+//! checkpoint compiled into the crate; [`random`] builds the parts from configs alone, with random
+//! weights, for benchmarks at the real shapes.
 
 pub mod config;
 pub mod dit;
@@ -15,6 +16,7 @@ pub mod embedded;
 pub mod error;
 pub mod ops;
 pub mod pipeline;
+pub mod random;
 pub mod scheduler;
 pub mod text;
 pub mod vae;
