@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use bevy::render::render_resource::Buffer;
 use burn::backend::Wgpu;
+use burn::backend::wgpu::{CubeBackend, WgpuRuntime};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor};
 use helios_model::pipeline::Frames;
@@ -29,6 +30,9 @@ use helios_model::pipeline::Frames;
 use super::{padded_bytes_per_row, texture_side};
 use crate::error::{HeliosError, HeliosResult};
 use crate::playback::{Frame, FrameStats, STATS_GRID};
+
+/// The cubecl backend under burn's `Wgpu` (fusion) backend, with its default element types.
+type Inner = CubeBackend<WgpuRuntime, f32, i32, u32>;
 
 /// The frames of one chunk as packed RGBA8 rows in a buffer of the shared wgpu device.
 pub struct GpuFrameBuffer {
@@ -38,7 +42,7 @@ pub struct GpuFrameBuffer {
     width: u32,
     height: u32,
     frames: u32,
-    // The packed tensor and cubecl's binding of its memory: while they live, the slice is not
+    // The packed cubecl tensor and cubecl's binding of its memory: while they live, the slice is not
     // reused. Dropped after the last copy from it was submitted.
     _keep: Box<dyn Any + Send + Sync>,
 }
@@ -150,7 +154,12 @@ pub fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
             .slice_assign([0..t, 0..h, 0..w], packed)
     };
 
-    let primitive = packed.clone().into_primitive();
+    // `Wgpu` is burn's fusion decorator over the cubecl backend: resolving the (only) handle of
+    // the packed tensor runs its queued operations and hands over the cubecl tensor, which then
+    // owns the memory.
+    let fused = packed.into_primitive();
+    let client = fused.client.clone();
+    let primitive = client.resolve_tensor_int::<Inner>(fused);
     if primitive.dtype != DType::I32 || !primitive.is_contiguous() {
         return Ok(None);
     }
@@ -175,7 +184,7 @@ pub fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
         width,
         height,
         frames: count,
-        _keep: Box::new((packed, managed)),
+        _keep: Box::new((primitive, managed)),
     });
 
     let cells = g * g;
