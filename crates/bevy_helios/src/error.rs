@@ -31,6 +31,18 @@ pub enum HeliosError {
     /// Packing a chunk into GPU-resident frames failed on the device.
     #[error("GPU-resident frames: {0}")]
     GpuFrames(String),
+    /// The Vulkan device for burn and Bevy could not be created
+    /// ([`HeliosGpuDevice`](crate::gpu::HeliosGpuDevice)).
+    #[error("GPU device: {0}")]
+    GpuDevice(String),
+    /// The configured backend cannot run on this machine (e.g. CUDA without a driver).
+    #[error("the {backend} backend is unavailable: {reason}")]
+    BackendUnavailable {
+        /// The backend.
+        backend: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A captured conditioning image has a format that cannot be converted to RGB8.
     #[error("conditioning image: {0}")]
     ConditioningImage(String),

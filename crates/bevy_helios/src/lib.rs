@@ -3,11 +3,13 @@
 
 pub mod capture;
 pub mod error;
+pub mod frame;
 pub mod gpu;
 pub mod light;
 pub mod messages;
 pub mod playback;
 pub mod plugin;
+mod precision;
 pub mod prompt;
 pub mod screen;
 pub mod settings;
@@ -22,6 +24,7 @@ pub use messages::{
 pub use plugin::{
     HeliosPlugin, HeliosSystems, HeliosWorker, HeliosWorkerState, HeliosWorkerStatus, helios_ready,
 };
+pub use precision::HeliosPrecision;
 pub use prompt::{PromptTemplate, SceneContext, compact_prompt};
 pub use screen::{HeliosScreen, HeliosStream, HeliosStreamStatus};
 pub use settings::{GpuSharing, HeliosBackend, HeliosSettings, HeliosSettingsAsset, UploadPath};
@@ -34,6 +37,7 @@ pub mod prelude {
         StartStream, StopStream, StreamStarted, StreamStopped,
     };
     pub use crate::plugin::{HeliosPlugin, HeliosSystems, HeliosWorkerStatus, helios_ready};
+    pub use crate::precision::HeliosPrecision;
     pub use crate::prompt::SceneContext;
     pub use crate::screen::{HeliosScreen, HeliosStream, HeliosStreamStatus};
     pub use crate::settings::{GpuSharing, HeliosBackend, HeliosSettings, UploadPath};

@@ -10,97 +10,7 @@
 
 use std::collections::VecDeque;
 
-use crate::gpu::GpuFrameRef;
-
-/// Side of the grid of mean colours computed for each frame ([`FrameStats`]).
-pub const STATS_GRID: usize = 4;
-
-/// Mean colours of a frame, on a [`STATS_GRID`] x [`STATS_GRID`] grid of equal cells (row-major,
-/// top-left first), linear 0..1 sRGB-encoded values as stored in the frame.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct FrameStats {
-    /// Mean RGB of each cell.
-    pub grid: [[f32; 3]; STATS_GRID * STATS_GRID],
-}
-
-impl FrameStats {
-    /// Computes the grid of an RGBA8 row-major frame (samples every 4th pixel; cheap).
-    pub fn of_rgba(pixels: &[u8], width: usize, height: usize) -> Self {
-        let mut sums = [[0f64; 4]; STATS_GRID * STATS_GRID];
-        if width == 0 || height == 0 || pixels.len() < width * height * 4 {
-            return Self::default();
-        }
-        for y in (0..height).step_by(2) {
-            let cy = y * STATS_GRID / height;
-            for x in (0..width).step_by(2) {
-                let cx = x * STATS_GRID / width;
-                let i = (y * width + x) * 4;
-                let cell = &mut sums[cy * STATS_GRID + cx];
-                cell[0] += f64::from(pixels[i]);
-                cell[1] += f64::from(pixels[i + 1]);
-                cell[2] += f64::from(pixels[i + 2]);
-                cell[3] += 1.0;
-            }
-        }
-        let mut grid = [[0f32; 3]; STATS_GRID * STATS_GRID];
-        for (out, sum) in grid.iter_mut().zip(sums) {
-            if sum[3] > 0.0 {
-                for c in 0..3 {
-                    out[c] = (sum[c] / sum[3] / 255.0) as f32;
-                }
-            }
-        }
-        Self { grid }
-    }
-
-    /// Mean colour of the cells that overlap the normalised rectangle `[x0, y0] .. [x1, y1]`
-    /// (0..1, y down). An empty selection gives the whole frame's mean.
-    pub fn region_mean(&self, x0: f32, y0: f32, x1: f32, y1: f32) -> [f32; 3] {
-        let n = STATS_GRID as f32;
-        let cell = |v: f32| ((v.clamp(0.0, 1.0) * n).floor() as usize).min(STATS_GRID - 1);
-        let (cx0, cx1) = (cell(x0.min(x1)), cell(x0.max(x1) - 1e-6));
-        let (cy0, cy1) = (cell(y0.min(y1)), cell(y0.max(y1) - 1e-6));
-        let mut acc = [0f32; 3];
-        let mut count = 0.0;
-        for cy in cy0..=cy1 {
-            for cx in cx0..=cx1 {
-                let c = self.grid[cy * STATS_GRID + cx];
-                for k in 0..3 {
-                    acc[k] += c[k];
-                }
-                count += 1.0;
-            }
-        }
-        if count == 0.0 {
-            return acc;
-        }
-        acc.map(|v| v / count)
-    }
-}
-
-/// One decoded frame: RGBA8 pixels (row-major) or a frame left on the GPU, and its colour
-/// statistics.
-#[derive(Clone, Debug, Default)]
-pub struct Frame {
-    /// RGBA8, row-major, `width * height * 4` bytes; empty for a GPU-resident frame.
-    pub pixels: Vec<u8>,
-    /// Mean colours, computed on the worker thread.
-    pub stats: FrameStats,
-    /// The frame in a buffer of the shared wgpu device
-    /// ([`UploadPath::GpuResident`](crate::UploadPath) with the wgpu backend on Bevy's device).
-    pub gpu: Option<GpuFrameRef>,
-}
-
-impl Frame {
-    /// A CPU frame from RGBA8 rows, with its statistics.
-    pub fn from_rgba(pixels: Vec<u8>, width: usize, height: usize) -> Self {
-        Self {
-            stats: FrameStats::of_rgba(&pixels, width, height),
-            pixels,
-            gpu: None,
-        }
-    }
-}
+pub use crate::frame::{Frame, FrameStats, STATS_GRID};
 
 /// A bounded frame queue with paced playback.
 #[derive(Debug)]
@@ -282,26 +192,5 @@ mod tests {
         assert_eq!(ring.len(), 4);
         assert_eq!(ring.dropped(), 6);
         assert_eq!(ring.advance(0.0, 24.0).unwrap().pixels[0], 6);
-    }
-
-    #[test]
-    fn stats_grid_and_region() {
-        // 8x8: left half red, right half blue.
-        let mut px = vec![0u8; 8 * 8 * 4];
-        for y in 0..8 {
-            for x in 0..8 {
-                let i = (y * 8 + x) * 4;
-                if x < 4 {
-                    px[i] = 255
-                } else {
-                    px[i + 2] = 255
-                }
-                px[i + 3] = 255;
-            }
-        }
-        let s = FrameStats::of_rgba(&px, 8, 8);
-        assert_eq!(s.region_mean(0.0, 0.0, 0.5, 1.0), [1.0, 0.0, 0.0]);
-        assert_eq!(s.region_mean(0.5, 0.0, 1.0, 1.0), [0.0, 0.0, 1.0]);
-        assert_eq!(s.region_mean(0.0, 0.0, 1.0, 1.0), [0.5, 0.0, 0.5]);
     }
 }

@@ -17,6 +17,10 @@ pub enum HeliosBackend {
     NdArray,
     /// GPU (`burn::backend::Wgpu`): wgpu 29, the same wgpu Bevy renders with.
     Wgpu,
+    /// NVIDIA GPU (`burn::backend::Cuda`). It cannot share Bevy's wgpu device: frames reach the
+    /// texture through host memory. Without a CUDA driver the worker reports
+    /// [`HeliosError::BackendUnavailable`](crate::HeliosError::BackendUnavailable).
+    Cuda,
 }
 
 /// How the worker's wgpu backend relates to Bevy's renderer (only used with [`HeliosBackend::Wgpu`]).
@@ -61,6 +65,8 @@ pub struct HeliosSettings {
     pub model_dir: Option<PathBuf>,
     /// The burn backend.
     pub backend: HeliosBackend,
+    /// The DiT's precision (default: half on a GPU backend, f32 on the CPU).
+    pub precision: crate::HeliosPrecision,
     /// How a wgpu backend shares the GPU with Bevy.
     pub gpu_sharing: GpuSharing,
     /// How frames reach the textures.
@@ -110,6 +116,7 @@ impl Default for HeliosSettings {
         Self {
             model_dir: None,
             backend: HeliosBackend::NdArray,
+            precision: crate::HeliosPrecision::Auto,
             gpu_sharing: GpuSharing::SharedDevice,
             upload: UploadPath::Cpu,
             width: 128,
@@ -170,6 +177,7 @@ impl HeliosSettings {
     pub(crate) fn engine_differs(&self, other: &Self) -> bool {
         self.resolved_model_dir() != other.resolved_model_dir()
             || self.backend != other.backend
+            || self.precision != other.precision
             || self.gpu_sharing != other.gpu_sharing
             // The wgpu worker leaves frames on the GPU only for the GPU-resident upload.
             || (self.backend == HeliosBackend::Wgpu && self.upload != other.upload)

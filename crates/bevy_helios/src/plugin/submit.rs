@@ -19,6 +19,7 @@ fn engine_config(
     EngineConfig {
         model_dir: settings.resolved_model_dir(),
         backend: settings.backend,
+        precision: settings.precision,
         gpu_frames: settings.upload == UploadPath::GpuResident && shared_wgpu.is_some(),
         shared_wgpu,
     }

@@ -1,6 +1,6 @@
 //! What the worker drives: the [`ChunkEngine`] trait, the stream parameters and the chunks it
 //! returns. The implementation on the Helios streaming generator is in
-//! [`helios_engine`](super::helios_engine).
+//! `helios_engine` (which imports this module, not the other way round).
 //!
 //! Several streams share one engine (one loaded model); the worker decides which stream makes
 //! the next chunk.
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use crate::error::HeliosResult;
-use crate::playback::Frame;
+use crate::frame::Frame;
 use crate::settings::HeliosBackend;
 
 /// Identifies a stream inside one worker (the plugin uses the screen entity's bits).
@@ -62,9 +62,11 @@ pub struct EngineConfig {
     pub backend: HeliosBackend,
     /// A burn wgpu device built on Bevy's render device (shared GPU), if any.
     pub shared_wgpu: Option<burn::backend::wgpu::WgpuDevice>,
-    /// Leave the frames on the GPU ([`crate::gpu::resident`]); only honoured with the wgpu
-    /// backend on a shared device, whose buffers the render world can copy from.
+    /// Leave the frames on the GPU ([`crate::frame::GpuFrameBuffer`]); only honoured with the
+    /// wgpu backend on a shared device, whose buffers the render world can copy from.
     pub gpu_frames: bool,
+    /// The DiT's precision.
+    pub precision: crate::HeliosPrecision,
 }
 
 /// A loaded model serving several streams. It is built on the worker thread and never leaves it,
@@ -81,9 +83,4 @@ pub trait ChunkEngine {
     fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> HeliosResult<()>;
     /// Drops stream `id` (no-op when unknown).
     fn stop(&mut self, id: StreamId);
-}
-
-/// Loads the engine for `config` (called on the worker thread: loading may take long).
-pub fn load_engine(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> {
-    super::helios_engine::load(config)
 }

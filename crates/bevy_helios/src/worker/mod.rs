@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 
 use crate::error::{HeliosError, HeliosResult};
-use crate::playback::Frame;
+use crate::frame::Frame;
 pub use engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId, StreamSpec};
 use thread::WorkerThread;
 
@@ -158,7 +158,7 @@ impl Worker {
         result_queue: usize,
     ) -> HeliosResult<Self> {
         Self::spawn_with(
-            move || engine::load_engine(&config),
+            move || helios_engine::load(&config),
             command_queue,
             result_queue,
         )

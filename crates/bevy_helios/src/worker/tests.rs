@@ -58,6 +58,7 @@ fn tiny() -> EngineConfig {
         backend: crate::settings::HeliosBackend::NdArray,
         shared_wgpu: None,
         gpu_frames: false,
+        precision: Default::default(),
     }
 }
 
@@ -180,6 +181,7 @@ fn load_error_is_reported_and_thread_ends() {
         backend: crate::settings::HeliosBackend::NdArray,
         shared_wgpu: None,
         gpu_frames: false,
+        precision: Default::default(),
     };
     let mut w = Worker::spawn(cfg, 4, 4).unwrap();
     assert!(matches!(

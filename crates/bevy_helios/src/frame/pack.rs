@@ -1,104 +1,36 @@
-//! GPU-resident frames: a generated chunk packed to RGBA8 on the model's wgpu device and handed to
-//! the render world as a buffer of that device, never read back to the CPU.
+//! GPU-resident frames: a generated chunk packed to RGBA8 on the model's wgpu device, handed to
+//! the render side as a buffer of that device, never read back to the CPU. No Bevy types here.
 //!
-//! On the worker thread, [`pack_chunk`] turns the decoded video `[1, 3, t, h, w]` (in `[-1, 1]`,
-//! on burn's wgpu backend) into one `i32` per pixel whose little-endian bytes are `r, g, b, 255`,
-//! quantised exactly as `Frames::to_rgba8` does (`round(clamp(x / 2 + 0.5, 0, 1) * 255)`, ties to
-//! even), with each row padded to 256 bytes as `copy_buffer_to_texture` needs. The only thing
-//! read back is the 4x4 grid of mean colours per frame that [`HeliosLight`](crate::HeliosLight)
-//! uses (48 floats a frame).
+//! [`pack_chunk`] turns the decoded video `[1, 3, t, h, w]` (in `[-1, 1]`, on burn's wgpu
+//! backend) into one `i32` per pixel whose little-endian bytes are `r, g, b, 255`, quantised
+//! exactly as `Frames::to_rgba8` does (`round(clamp(x / 2 + 0.5, 0, 1) * 255)`, ties to even),
+//! with each row padded to 256 bytes as `copy_buffer_to_texture` needs. The only thing read back
+//! is the 4x4 grid of mean colours per frame that [`HeliosLight`](crate::HeliosLight) uses (48
+//! floats a frame).
 //!
-//! The packed tensor stays alive inside [`GpuFrameBuffer`], together with cubecl's binding of its
-//! memory (which keeps the memory pool from handing the slice to another tensor), until the last
-//! frame of the chunk has been copied into its texture and the copy submitted.
+//! The packed cubecl tensor stays alive inside the [`GpuFrameBuffer`], together with cubecl's
+//! binding of its memory (which keeps the memory pool from handing the slice to another tensor),
+//! until the last frame of the chunk has been copied into its texture and the copy submitted.
 //!
-//! This is only sound when burn runs on Bevy's own device ([`GpuSharing::SharedDevice`]): the
-//! buffer is used as a copy source in the render world's command encoder.
-//!
-//! [`GpuSharing::SharedDevice`]: crate::GpuSharing::SharedDevice
+//! This is only sound when the render side copies from a buffer of its own device, i.e. burn runs
+//! on the renderer's device ([`GpuSharing::SharedDevice`](crate::GpuSharing::SharedDevice)).
 
-use std::any::Any;
 use std::sync::Arc;
 
-use bevy::render::render_resource::Buffer;
 use burn::backend::Wgpu;
 use burn::backend::wgpu::{CubeBackend, WgpuRuntime};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor};
 use helios_model::pipeline::Frames;
 
-use super::{padded_bytes_per_row, texture_side};
+use super::{
+    Frame, FrameLayout, FrameStats, GpuFrameBuffer, GpuFrameRef, STATS_GRID, padded_bytes_per_row,
+    texture_side,
+};
 use crate::error::{HeliosError, HeliosResult};
-use crate::playback::{Frame, FrameStats, STATS_GRID};
 
 /// The cubecl backend under burn's `Wgpu` (fusion) backend, with its default element types.
 type Inner = CubeBackend<WgpuRuntime, f32, i32, u32>;
-
-/// The frames of one chunk as packed RGBA8 rows in a buffer of the shared wgpu device.
-pub struct GpuFrameBuffer {
-    buffer: Buffer,
-    offset: u64,
-    bytes_per_row: u32,
-    width: u32,
-    height: u32,
-    frames: u32,
-    // The packed cubecl tensor and cubecl's binding of its memory: while they live, the slice is not
-    // reused. Dropped after the last copy from it was submitted.
-    _keep: Box<dyn Any + Send + Sync>,
-}
-
-impl std::fmt::Debug for GpuFrameBuffer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuFrameBuffer")
-            .field("offset", &self.offset)
-            .field("bytes_per_row", &self.bytes_per_row)
-            .field("width", &self.width)
-            .field("height", &self.height)
-            .field("frames", &self.frames)
-            .finish_non_exhaustive()
-    }
-}
-
-impl GpuFrameBuffer {
-    /// The wgpu buffer (of the shared device) holding every frame of the chunk.
-    pub fn buffer(&self) -> &Buffer {
-        &self.buffer
-    }
-
-    /// Byte offset of frame `index` in [`Self::buffer`].
-    pub fn frame_offset(&self, index: u32) -> u64 {
-        self.offset + u64::from(index) * u64::from(self.bytes_per_row) * u64::from(self.height)
-    }
-
-    /// Bytes per row (a multiple of 256).
-    pub fn bytes_per_row(&self) -> u32 {
-        self.bytes_per_row
-    }
-
-    /// Frame width in pixels.
-    pub fn width(&self) -> u32 {
-        self.width
-    }
-
-    /// Frame height in pixels.
-    pub fn height(&self) -> u32 {
-        self.height
-    }
-
-    /// Number of frames.
-    pub fn frames(&self) -> u32 {
-        self.frames
-    }
-}
-
-/// One frame of a [`GpuFrameBuffer`].
-#[derive(Clone, Debug)]
-pub struct GpuFrameRef {
-    /// The chunk's buffer (shared by its frames).
-    pub buffer: Arc<GpuFrameBuffer>,
-    /// The frame within it.
-    pub index: u32,
-}
 
 fn gpu_error(what: &str, detail: impl std::fmt::Debug) -> HeliosError {
     HeliosError::GpuFrames(format!("{what}: {detail:?}"))
@@ -107,7 +39,7 @@ fn gpu_error(what: &str, detail: impl std::fmt::Debug) -> HeliosError {
 /// Packs a decoded chunk into GPU-resident frames (see the module docs). `Ok(None)` when the
 /// frames cannot be packed this way (sides not divisible by the stats grid); the caller then
 /// reads them back instead.
-pub fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
+pub(crate) fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
     let video = frames.tensor().clone();
     let [_, c, t, h, w] = video.dims();
     let g = STATS_GRID;
@@ -177,15 +109,18 @@ pub fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
             (resource.size, needed),
         ));
     }
-    let buffer = Arc::new(GpuFrameBuffer {
-        buffer: Buffer::from(resource.buffer.clone()),
+    let layout = FrameLayout {
         offset: resource.offset,
         bytes_per_row,
         width,
         height,
         frames: count,
-        _keep: Box::new((primitive, managed)),
-    });
+    };
+    let buffer = Arc::new(GpuFrameBuffer::new(
+        resource.buffer.clone(),
+        layout,
+        Box::new((primitive, managed)),
+    ));
 
     let cells = g * g;
     Ok(Some(
@@ -213,41 +148,35 @@ pub fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
 
 #[cfg(test)]
 mod tests {
-    use bevy::render::render_resource::{
-        BufferDescriptor, BufferUsages, CommandEncoderDescriptor, MapMode, PollType,
-    };
-    use burn::backend::wgpu::graphics::AutoGraphicsApi;
-    use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup, init_setup};
+    use burn::backend::wgpu::WgpuDevice;
     use burn::tensor::TensorData;
 
     use super::*;
+    use crate::gpu::HeliosGpuDevice;
 
-    /// burn's default wgpu device, initialised once for every test here, and its wgpu handles.
-    fn setup() -> &'static WgpuSetup {
-        static SETUP: std::sync::OnceLock<WgpuSetup> = std::sync::OnceLock::new();
-        SETUP.get_or_init(|| {
-            init_setup::<AutoGraphicsApi>(&WgpuDevice::DefaultDevice, RuntimeOptions::default())
-        })
+    /// One Vulkan device created by cubecl for every test here (as an app shares it with Bevy).
+    fn gpu() -> &'static HeliosGpuDevice {
+        static GPU: std::sync::OnceLock<HeliosGpuDevice> = std::sync::OnceLock::new();
+        GPU.get_or_init(|| HeliosGpuDevice::create().expect("a Vulkan adapter (lavapipe will do)"))
     }
 
-    /// Reads `bytes` bytes at `offset` of a buffer of `setup`'s device (the test's own readback).
-    fn read(setup: &WgpuSetup, buffer: &Buffer, offset: u64, bytes: u64) -> Vec<u8> {
-        let target = setup.device.create_buffer(&BufferDescriptor {
+    /// Reads `bytes` bytes at `offset` of a buffer of `gpu`'s device (the test's own readback).
+    fn read(gpu: &HeliosGpuDevice, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Vec<u8> {
+        let device = gpu.wgpu_device();
+        let target = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("test_readback"),
             size: bytes,
-            usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = setup
-            .device
-            .create_command_encoder(&CommandEncoderDescriptor { label: None });
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         encoder.copy_buffer_to_buffer(buffer, offset, &target, 0, bytes);
-        setup.queue.submit([encoder.finish()]);
+        gpu.wgpu_queue().submit([encoder.finish()]);
         let slice = target.slice(..);
-        slice.map_async(MapMode::Read, |r| r.expect("map the readback buffer"));
-        setup
-            .device
-            .poll(PollType::wait_indefinitely())
+        slice.map_async(wgpu::MapMode::Read, |r| r.expect("map the readback buffer"));
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
             .expect("poll the device");
         let out = slice.get_mapped_range().to_vec();
         target.unmap();
@@ -259,8 +188,8 @@ mod tests {
     /// texture copy uses; the statistics are the cell means of those bytes.
     #[test]
     fn packed_frames_match_the_cpu_conversion() {
-        let setup = setup();
-        let device = WgpuDevice::DefaultDevice;
+        let gpu = gpu();
+        let device: WgpuDevice = gpu.burn_device().clone();
         // 20 pixels a row: 80 bytes, padded to 256 in the buffer.
         let (t, h, w) = (3, 8, 20);
         let n = 3 * t * h * w;
@@ -281,16 +210,16 @@ mod tests {
         assert_eq!(packed.len(), t);
         for (index, (frame, want)) in packed.iter().zip(&expected).enumerate() {
             assert!(frame.pixels.is_empty(), "nothing read back");
-            let gpu = frame.gpu.as_ref().unwrap();
-            assert_eq!(gpu.index as usize, index);
-            let chunk = &gpu.buffer;
+            let at = frame.gpu.as_ref().unwrap();
+            assert_eq!(at.index as usize, index);
+            let chunk = &at.buffer;
             assert_eq!((chunk.width(), chunk.height(), chunk.frames()), (20, 8, 3));
             assert_eq!(chunk.bytes_per_row(), 256);
             let pitch = chunk.bytes_per_row() as usize;
             let bytes = read(
-                setup,
+                gpu,
                 chunk.buffer(),
-                chunk.frame_offset(gpu.index),
+                chunk.frame_offset(at.index),
                 (pitch * h) as u64,
             );
             for y in 0..h {
@@ -329,8 +258,7 @@ mod tests {
 
     #[test]
     fn sides_off_the_stats_grid_are_read_back_instead() {
-        setup();
-        let device = WgpuDevice::DefaultDevice;
+        let device = gpu().burn_device().clone();
         let video = Tensor::<Wgpu, 5>::zeros([1, 3, 2, 6, 6], &device);
         assert!(pack_chunk(&Frames::new(video)).unwrap().is_none());
     }
