@@ -103,7 +103,7 @@ fn random_weight_bench_prints_a_parsable_line_per_part() {
     // config stands in for it here. A short prompt keeps the 14B-wide text projections quick.
     let dir = tempfile::tempdir().unwrap();
     let configs = dir.path().join("helios-distilled");
-    copy_dir(std::path::Path::new(DISTILLED_CONFIGS), &configs);
+    copy_dir(std::path::Path::new(DISTILLED_CONFIGS), &configs).unwrap();
     std::fs::copy(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -212,17 +212,18 @@ fn random_weight_bench_prints_a_parsable_line_per_part() {
     assert_eq!(last["frames"], "33");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
         let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            std::fs::copy(entry.path(), target)?;
         }
     }
+    Ok(())
 }
 
 #[test]
@@ -243,7 +244,7 @@ fn random_weight_bench_rejects_missing_and_malformed_configs() {
     );
 
     let broken = dir.path().join("broken");
-    copy_dir(std::path::Path::new(DISTILLED_CONFIGS), &broken);
+    copy_dir(std::path::Path::new(DISTILLED_CONFIGS), &broken).unwrap();
     std::fs::write(broken.join("transformer/config.json"), "{ \"num_layers\": ").unwrap();
     let err = bench(broken.to_str().unwrap(), &[]);
     assert!(
