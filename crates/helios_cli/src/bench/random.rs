@@ -135,12 +135,8 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
         },
         (false, false) => GuidanceMode::Cfg { scale: DEFAULT_CFG },
     };
-    // The DiT as the pipeline runs it: half precision on GPU backends, float32 on the CPU.
-    let precision = if super::is_cpu::<B>(&device) {
-        Precision::F32
-    } else {
-        Precision::half_for::<B>(&device)
-    };
+    // The DiT as the pipeline runs it (`--precision`; by default half on GPU backends, f32 on the CPU).
+    let precision = args.model.precision::<B>(&device);
     let text_layers = args.layers.map(|n| n.min(ckpt.text_encoder.num_layers));
 
     let start = Instant::now();
