@@ -1,12 +1,12 @@
 //! What `generate` and `bench` share: the model folder (the embedded tiny model by default), the
-//! frame size defaults, and loading with a progress line.
+//! generation parameters of the flags, and loading with a progress line.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;
-use helios_model::pipeline::{HeliosPipeline, Part};
+use helios_model::pipeline::{GenerationParams, HeliosPipeline, Part};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::BackendChoice;
@@ -14,10 +14,9 @@ use crate::backend::BackendChoice;
 /// The embedded tiny model (random weights, abstract motion), found relative to the workspace.
 pub const EMBEDDED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../helios_model/embedded/tiny-helios");
 
-/// Frame size (height, width) on the embedded model.
+/// Frame size (height, width) on the embedded model (a checkpoint given with `--model` takes the
+/// pipeline's default, 384x640, as the reference).
 pub const EMBEDDED_SIZE: (usize, usize) = (128, 128);
-/// Frame size (height, width) on a checkpoint given with `--model` (the reference default).
-pub const CHECKPOINT_SIZE: (usize, usize) = (384, 640);
 
 /// Model, size, steps and backend options.
 #[derive(Args, Debug, Clone)]
@@ -37,9 +36,9 @@ pub struct ModelArgs {
     /// Twice the steps on the first chunk (DMD's amplified first chunk, as the Distilled reference)
     #[arg(long)]
     pub amplify_first_chunk: bool,
-    /// Prompt tokens the text encoder reads
-    #[arg(long, default_value_t = 512, value_name = "N")]
-    pub max_sequence_length: usize,
+    /// Prompt tokens the text encoder reads [default: 512, as the reference]
+    #[arg(long, value_name = "N")]
+    pub max_sequence_length: Option<usize>,
     /// Backend to run on
     #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
     pub backend: BackendChoice,
@@ -51,10 +50,22 @@ impl ModelArgs {
         self.model.clone().unwrap_or_else(|| PathBuf::from(EMBEDDED_MODEL))
     }
 
-    /// Frame height and width, with the defaults filled in.
-    pub fn size(&self) -> (usize, usize) {
-        let (h, w) = if self.model.is_some() { CHECKPOINT_SIZE } else { EMBEDDED_SIZE };
-        (self.height.unwrap_or(h), self.width.unwrap_or(w))
+    /// The generation parameters the flags give (`None`: the checkpoint's default; the embedded
+    /// model runs at [`EMBEDDED_SIZE`] unless a size is given).
+    pub fn params(&self, seed: u64) -> GenerationParams {
+        let (height, width) = match self.model {
+            Some(_) => (self.height, self.width),
+            None => (self.height.or(Some(EMBEDDED_SIZE.0)), self.width.or(Some(EMBEDDED_SIZE.1))),
+        };
+        GenerationParams {
+            height,
+            width,
+            steps: self.steps.clone(),
+            seed,
+            amplify_first_chunk: self.amplify_first_chunk,
+            max_sequence_length: self.max_sequence_length,
+            ..GenerationParams::default()
+        }
     }
 }
 
