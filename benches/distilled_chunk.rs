@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use burn::backend::NdArray;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use helios_model::pipeline::{ChunkStream, HeliosPipeline, StreamRequest};
+use helios_model::pipeline::{ChunkStream, GenerationParams, HeliosPipeline, StreamRequest};
 
 type B = NdArray<f32>;
 
@@ -16,14 +16,15 @@ const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/helios_model/em
 fn distilled_chunk(c: &mut Criterion) {
     let device = Default::default();
     let pipeline = Arc::new(HeliosPipeline::<B>::load(MODEL.as_ref(), &device).expect("the embedded model loads"));
-    let request = StreamRequest {
-        height: 128,
-        width: 128,
+    let params = GenerationParams {
+        height: Some(128),
+        width: Some(128),
         steps: Some(vec![2, 2, 2]),
         amplify_first_chunk: true,
-        max_sequence_length: 16,
-        ..StreamRequest::new("A cat and a dog baking a cake in a kitchen.")
+        max_sequence_length: Some(16),
+        ..GenerationParams::default()
     };
+    let request = StreamRequest::with_params("A cat and a dog baking a cake in a kitchen.", params);
     let cancel = AtomicBool::new(false);
     c.bench_function("distilled_first_chunk_128x128", |b| {
         b.iter_batched(

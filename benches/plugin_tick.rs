@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
-use bevy_helios::playback::{Frame, FrameStats};
+use bevy_helios::FrameStats;
+use bevy_helios::bench_support::{Frame, HeliosPlayback};
 use bevy_helios::prelude::*;
-use bevy_helios::screen::HeliosPlayback;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const W: u32 = 640;
@@ -25,10 +25,11 @@ fn app(streams: usize) -> App {
         .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
             1.0 / 24.0,
         )))
-        .add_plugins(HeliosPlugin::default().with_settings(HeliosSettings {
-            width: W,
-            height: H,
-            ..default()
+        .add_plugins(HeliosPlugin::default().with_settings({
+            let mut s = HeliosSettings::default();
+            s.generation.width = Some(W as usize);
+            s.generation.height = Some(H as usize);
+            s
         }));
     let mut images = app.world_mut().resource_mut::<Assets<Image>>();
     let handles: Vec<_> = (0..streams)

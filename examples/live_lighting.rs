@@ -62,7 +62,8 @@ fn setup(
         Transform::from_xyz(0.6, 0.4, -0.5),
     ));
     // The video, shown on a screen on the back wall.
-    let video = images.add(HeliosScreen::blank_image(settings.width, settings.height));
+    let (width, height) = settings.frame_size();
+    let video = images.add(HeliosScreen::blank_image(width, height));
     let screen = commands
         .spawn((
             HeliosScreen::new(video.clone())

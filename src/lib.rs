@@ -57,17 +57,20 @@ pub struct DemoArgs {
     /// How frames reach the texture.
     #[arg(long, value_enum, default_value_t)]
     pub upload: UploadArg,
-    /// Frame width (default: 128 for the tiny model, 640 with `--model`); a multiple of 64.
+    /// Frame width (default: 128 for the tiny model, the checkpoint's with `--model`); a multiple
+    /// of 64.
     #[arg(long)]
-    pub width: Option<u32>,
-    /// Frame height (default: 128 for the tiny model, 384 with `--model`); a multiple of 64.
+    pub width: Option<usize>,
+    /// Frame height (default: 128 for the tiny model, the checkpoint's with `--model`); a
+    /// multiple of 64.
     #[arg(long)]
-    pub height: Option<u32>,
+    pub height: Option<usize>,
 }
 
 impl DemoArgs {
     /// Settings from the flags: the tiny-model defaults, or
-    /// [`HeliosSettings::real_checkpoint`] (640x384, `[2, 2, 2]` steps, 512 tokens) with `--model`.
+    /// [`HeliosSettings::real_checkpoint`] (the checkpoint's defaults: for Helios Distilled
+    /// 640x384, `[2, 2, 2]` steps, 512 tokens) with `--model`.
     pub fn settings(&self) -> HeliosSettings {
         let mut s = match &self.model {
             Some(dir) => HeliosSettings::real_checkpoint(dir.clone()),
@@ -82,10 +85,10 @@ impl DemoArgs {
             UploadArg::Gpu => UploadPath::GpuResident,
         };
         if let Some(w) = self.width {
-            s.width = w;
+            s.generation.width = Some(w);
         }
         if let Some(h) = self.height {
-            s.height = h;
+            s.generation.height = Some(h);
         }
         s
     }

@@ -45,8 +45,9 @@ pub fn spawn_npc_face(
     images: &mut Assets<Image>,
     settings: &HeliosSettings,
 ) -> Entity {
-    let face = images.add(HeliosScreen::blank_image(settings.width, settings.height));
-    let aspect = settings.width as f32 / settings.height.max(1) as f32;
+    let (width, height) = settings.frame_size();
+    let face = images.add(HeliosScreen::blank_image(width, height));
+    let aspect = width as f32 / height.max(1) as f32;
     commands.spawn((
         Mesh3d(meshes.add(Plane3d::default().mesh().size(8.0, 8.0))),
         MeshMaterial3d(materials.add(Color::srgb(0.25, 0.22, 0.2))),

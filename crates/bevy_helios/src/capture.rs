@@ -1,8 +1,7 @@
-//! I2V conditioning from a live render target: [`RequestPortraitCapture`] spawns a
-//! `Screenshot::image(target)`; when the GPU readback arrives, the image becomes the stream's
-//! conditioning image.
-
-use std::sync::Arc;
+//! I2V conditioning images: [`RequestPortraitCapture`] spawns a `Screenshot::image(target)`; when
+//! the GPU readback arrives, the image becomes the stream's conditioning image. Images of
+//! [`SetConditioningImage`](crate::messages::SetConditioningImage) wait here until their asset is
+//! loaded.
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -10,12 +9,21 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use crate::error::HeliosError;
 use crate::messages::{HeliosWorkerError, RequestPortraitCapture};
 
-/// Captured images waiting to be sent to the worker.
-#[derive(Resource, Default)]
-pub struct PendingConditioning(pub Vec<(Entity, Arc<image::RgbImage>)>);
+/// A conditioning image on its way to the worker.
+#[derive(Debug)]
+pub(crate) enum PendingImage {
+    /// Read back from the GPU, converted.
+    Captured(image::RgbImage),
+    /// An image asset, converted once loaded.
+    Asset(Handle<Image>),
+}
 
-/// Converts a captured Bevy image (RGBA8 / BGRA8, sRGB or not) to RGB8.
-pub fn image_to_rgb(image: &Image) -> Result<image::RgbImage, HeliosError> {
+/// Conditioning images waiting to be sent to the worker, per screen entity.
+#[derive(Resource, Default)]
+pub(crate) struct PendingConditioning(pub(crate) Vec<(Entity, PendingImage)>);
+
+/// Converts a Bevy image (RGBA8 / BGRA8, sRGB or not) to RGB8.
+pub(crate) fn image_to_rgb(image: &Image) -> Result<image::RgbImage, HeliosError> {
     use bevy::render::render_resource::TextureFormat as F;
     let (w, h) = (image.width(), image.height());
     let data = image
@@ -49,7 +57,7 @@ pub fn image_to_rgb(image: &Image) -> Result<image::RgbImage, HeliosError> {
 }
 
 /// Spawns a screenshot of each requested render target; its observer queues the image.
-pub fn request_portrait_captures(
+pub(crate) fn request_portrait_captures(
     mut commands: Commands,
     mut requests: MessageReader<RequestPortraitCapture>,
 ) {
@@ -62,7 +70,7 @@ pub fn request_portrait_captures(
                       mut pending: ResMut<PendingConditioning>,
                       mut errors: MessageWriter<HeliosWorkerError>| {
                     match image_to_rgb(&captured.image) {
-                        Ok(rgb) => pending.0.push((entity, Arc::new(rgb))),
+                        Ok(rgb) => pending.0.push((entity, PendingImage::Captured(rgb))),
                         Err(error) => {
                             errors.write(HeliosWorkerError {
                                 entity: Some(entity),

@@ -16,17 +16,20 @@ pub enum HeliosError {
     /// to every stream it affects.
     #[error("helios model: {0}")]
     Model(#[source] Arc<helios_model::Error>),
-    /// The worker thread is gone (it exited or could not be spawned); a new stream restarts it.
+    /// The worker thread ended without saying why; a `StartStream` restarts it.
     #[error("the Helios worker thread is gone")]
     WorkerGone,
+    /// The worker thread could not be spawned.
+    #[error("cannot spawn the Helios worker thread")]
+    WorkerSpawn(#[source] Arc<std::io::Error>),
     /// The worker panicked inside the model; the stream that was generating is dropped.
     #[error("the Helios worker panicked: {0}")]
     WorkerPanicked(String),
     /// A request names a stream the worker does not know.
     #[error("unknown stream {0}")]
     UnknownStream(u64),
-    /// A settings asset could not be read or parsed.
-    #[error("settings: {0}")]
+    /// The settings are invalid (see [`HeliosSettings::validate`](crate::HeliosSettings::validate)).
+    #[error("invalid settings: {0}")]
     Settings(String),
     /// Packing a chunk into GPU-resident frames failed on the device.
     #[error("GPU-resident frames: {0}")]

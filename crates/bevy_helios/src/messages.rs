@@ -4,8 +4,6 @@
 //! [`RequestPortraitCapture`]. Outbound (the game reads them): [`StreamStarted`], [`ChunkReady`],
 //! [`PromptApplied`], [`StreamStopped`], [`HeliosWorkerError`].
 
-use std::sync::Arc;
-
 use bevy::prelude::*;
 
 use crate::error::HeliosError;
@@ -19,12 +17,15 @@ pub struct StartStream(pub Entity);
 pub struct StopStream(pub Entity);
 
 /// Condition a stream on an image (I2V), from now on.
+///
+/// The image is read once its asset is loaded (RGBA8 or BGRA8, sRGB or not; another format is a
+/// [`HeliosWorkerError`] with [`HeliosError::ConditioningImage`]). The stream must be running.
 #[derive(Message, Clone, Debug)]
 pub struct SetConditioningImage {
     /// The screen entity.
     pub entity: Entity,
     /// The image (resized by the model to the stream's size).
-    pub image: Arc<image::RgbImage>,
+    pub image: Handle<Image>,
 }
 
 /// Capture `target` (a portrait camera's render-target image) on the GPU and condition the

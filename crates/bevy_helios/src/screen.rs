@@ -113,6 +113,11 @@ pub struct HeliosStream {
     pub underruns: u64,
     /// Frames dropped (ring full, or skipped on a long tick).
     pub dropped_frames: u64,
+    /// Frames not shown because their size is not the settings' frame size (frames of a stream
+    /// started before the size changed); each first, second, fourth, ... is also logged.
+    pub wrong_size_frames: u64,
+    /// Commands for this stream evicted from the full command queue (each logged).
+    pub dropped_commands: u64,
     /// Frames buffered now.
     pub buffered: usize,
     /// Seconds the last chunk took to generate.
@@ -124,34 +129,59 @@ pub struct HeliosStream {
     pub frame_stats: Option<FrameStats>,
 }
 
+/// Where a screen's stream stands on the game side: one state per stream, changed only by the
+/// plugin's systems.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) enum StreamState {
+    /// Nothing asked yet: starts once a worker runs if the screen autostarts.
+    #[default]
+    Idle,
+    /// A start is wanted ([`StartStream`](crate::messages::StartStream), or a running stream
+    /// whose worker was replaced): sent as soon as a worker runs.
+    StartWanted,
+    /// The worker has (or is creating) stream `id`.
+    Running {
+        /// The worker's id of this stream (a new one per start).
+        id: StreamId,
+        /// A chunk was granted and has not arrived yet.
+        grant_outstanding: bool,
+        /// The priority last sent to the worker.
+        sent_priority: Option<f32>,
+    },
+    /// Stopped on request or failed: waits for a [`StartStream`](crate::messages::StartStream).
+    Halted,
+}
+
+impl StreamState {
+    /// The worker's id of the stream, while it runs.
+    pub(crate) fn running_id(&self) -> Option<StreamId> {
+        match self {
+            Self::Running { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+}
+
 /// Internal per-screen playback and submission state.
 #[derive(Component, Debug)]
 pub struct HeliosPlayback {
+    pub(crate) state: StreamState,
     pub(crate) ring: FrameRing,
     pub(crate) tracker: PromptTracker,
     pub(crate) wanted_prompt: String,
     pub(crate) outgoing_prompt: Option<String>,
-    pub(crate) want_running: Option<bool>,
-    pub(crate) started: bool,
-    pub(crate) grant_outstanding: bool,
-    pub(crate) sent_priority: Option<Option<f32>>,
     pub(crate) held: Option<crate::playback::Frame>,
-    pub(crate) id: Option<StreamId>,
 }
 
 impl Default for HeliosPlayback {
     fn default() -> Self {
         Self {
+            state: StreamState::Idle,
             ring: FrameRing::new(72),
             tracker: PromptTracker::default(),
             wanted_prompt: String::new(),
             outgoing_prompt: None,
-            want_running: None,
-            started: false,
-            grant_outstanding: false,
-            sent_priority: None,
             held: None,
-            id: None,
         }
     }
 }
@@ -163,13 +193,21 @@ impl HeliosPlayback {
         self.ring.push(frames);
     }
 
-    pub(crate) fn reset(&mut self) {
+    /// Whether the screen wants its stream to run (`autostart` applies while nothing was asked).
+    pub(crate) fn wants_running(&self, autostart: bool) -> bool {
+        match self.state {
+            StreamState::Idle => autostart,
+            StreamState::StartWanted | StreamState::Running { .. } => true,
+            StreamState::Halted => false,
+        }
+    }
+
+    /// Forgets the stream's frames and prompt progress and moves to `state`.
+    pub(crate) fn reset(&mut self, state: StreamState) {
         self.ring.clear();
         self.tracker.reset();
         self.outgoing_prompt = None;
-        self.started = false;
-        self.grant_outstanding = false;
-        self.sent_priority = None;
         self.held = None;
+        self.state = state;
     }
 }

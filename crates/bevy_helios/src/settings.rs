@@ -7,6 +7,9 @@ use bevy::asset::{AssetLoader, LoadContext, io::Reader};
 use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use helios_model::pipeline::GenerationParams;
+
+use crate::error::{HeliosError, HeliosResult};
 use crate::prompt::PromptTemplate;
 
 /// The burn backend the worker runs the model on.
@@ -54,8 +57,11 @@ pub enum UploadPath {
 /// The plugin's configuration, a `Resource`.
 ///
 /// [`HeliosPlugin`](crate::HeliosPlugin) inserts it only when the app does not have one yet.
-/// Changing the model, backend, GPU sharing or stream parameters restarts the worker (and its
-/// streams); playback and scheduling fields apply live.
+/// Changing the model, backend, GPU sharing or [`HeliosSettings::generation`] restarts the worker
+/// (and its streams); playback and scheduling fields apply live. Invalid values (a zero frame
+/// size, fps, ring or queue capacity) are reported as a
+/// [`HeliosWorkerError`](crate::HeliosWorkerError) carrying [`HeliosError::Settings`] and nothing
+/// is started until they are fixed ([`HeliosSettings::validate`]).
 #[derive(Resource, Reflect, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[reflect(Resource)]
 #[serde(default)]
@@ -71,24 +77,15 @@ pub struct HeliosSettings {
     pub gpu_sharing: GpuSharing,
     /// How frames reach the textures.
     pub upload: UploadPath,
-    /// Generated frame width in pixels: a multiple of the checkpoint's size multiple (VAE factor x
-    /// patch x 2 per extra pyramid stage: 64 for the tiny model and Helios Distilled).
-    pub width: u32,
-    /// Generated frame height in pixels.
-    pub height: u32,
-    /// Denoising steps per pyramid stage, one entry per stage (`[2, 2, 2]` for Helios Distilled).
-    pub steps: Vec<usize>,
-    /// Classifier-free guidance scale (1.0 = off, as Distilled runs).
-    pub guidance_scale: f32,
-    /// Seed of the first stream; stream `n` uses `seed + n`.
-    pub seed: u64,
-    /// Run the first chunk with the amplified schedule (as the reference Distilled pipeline does).
-    pub amplify_first_chunk: bool,
-    /// Negative prompt (only used when `guidance_scale > 1`).
-    pub negative_prompt: Option<String>,
-    /// Prompt tokens the text encoder reads (512 in the reference pipelines; the tiny model's
-    /// prompts are short, so fewer tokens cost less and change nothing).
-    pub max_sequence_length: usize,
+    /// What every stream generates: frame size, steps per pyramid stage, guidance, seed (stream
+    /// `n` uses `seed + n`), amplified first chunk, negative prompt, prompt tokens. `None` fields
+    /// take the checkpoint's defaults (`[2, 2, 2]` steps and no CFG for Helios Distilled, 384x640
+    /// frames, 512 prompt tokens). Sizes must be multiples of the checkpoint's size multiple (VAE
+    /// factor x patch x 2 per extra pyramid stage: 64 for the tiny model and Helios Distilled).
+    /// In RON, a `generation: (...)` section replaces this whole field: what it leaves out takes
+    /// the checkpoint's defaults, not the tiny model's.
+    #[reflect(ignore)]
+    pub generation: GenerationParams,
     /// Playback rate of the generated video (Helios: 24 fps).
     pub fps: f32,
     /// Frames each screen buffers at most; when the game stalls, the oldest frames are dropped
@@ -112,6 +109,8 @@ pub struct HeliosSettings {
 }
 
 impl Default for HeliosSettings {
+    /// Sized for the embedded tiny model: 128x128 frames, one step per pyramid stage (about a
+    /// second per chunk on a CPU), 32 prompt tokens.
     fn default() -> Self {
         Self {
             model_dir: None,
@@ -119,14 +118,14 @@ impl Default for HeliosSettings {
             precision: crate::HeliosPrecision::Auto,
             gpu_sharing: GpuSharing::SharedDevice,
             upload: UploadPath::Cpu,
-            width: 128,
-            height: 128,
-            steps: vec![1, 1, 1],
-            guidance_scale: 1.0,
-            seed: 42,
-            amplify_first_chunk: false,
-            negative_prompt: None,
-            max_sequence_length: 32,
+            generation: GenerationParams {
+                width: Some(128),
+                height: Some(128),
+                steps: Some(vec![1, 1, 1]),
+                seed: 42,
+                max_sequence_length: Some(32),
+                ..GenerationParams::default()
+            },
             fps: 24.0,
             ring_capacity: 72,
             low_water_frames: 36,
@@ -141,22 +140,23 @@ impl Default for HeliosSettings {
 }
 
 impl HeliosSettings {
-    /// Settings for a real Helios checkpoint at `model_dir` (e.g. Helios-Distilled): 640x384 frames,
-    /// `[2, 2, 2]` steps with the amplified first chunk, 512 prompt tokens, as the reference runs it.
-    /// The defaults ([`HeliosSettings::default`]) are sized for the embedded tiny model instead.
+    /// Settings for a real Helios checkpoint at `model_dir` (e.g. Helios-Distilled): every
+    /// generation parameter at the checkpoint's default (for Distilled: 640x384 frames,
+    /// `[2, 2, 2]` steps, no CFG, 512 prompt tokens) with the amplified first chunk, as the
+    /// reference runs it. [`HeliosSettings::default`] is sized for the embedded tiny model instead.
     pub fn real_checkpoint(model_dir: impl Into<PathBuf>) -> Self {
         Self {
             model_dir: Some(model_dir.into()),
-            width: 640,
-            height: 384,
-            steps: vec![2, 2, 2],
-            amplify_first_chunk: true,
-            max_sequence_length: 512,
+            generation: GenerationParams {
+                seed: 42,
+                amplify_first_chunk: true,
+                ..GenerationParams::default()
+            },
             ..Self::default()
         }
     }
 
-    /// The folder of the embedded tiny model (`crates/helios_model/embedded/tiny-helios` of this repository).
+    /// The folder of the embedded tiny model. The one place the plugin names it.
     pub fn embedded_model_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../helios_model/embedded/tiny-helios")
     }
@@ -168,9 +168,49 @@ impl HeliosSettings {
             .unwrap_or_else(Self::embedded_model_dir)
     }
 
+    /// Width and height of the generated frames (the pipeline's default, 640x384, where
+    /// [`HeliosSettings::generation`] leaves them out). Use it to size a screen's image.
+    pub fn frame_size(&self) -> (u32, u32) {
+        let (h, w) = self.generation.size();
+        let side = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        (side(w), side(h))
+    }
+
     /// Parses settings from RON text (fields left out keep their defaults).
     pub fn from_ron_str(text: &str) -> Result<Self, ron::error::SpannedError> {
         ron::from_str(text)
+    }
+
+    /// Checks what the plugin itself needs (the model checks the rest of
+    /// [`HeliosSettings::generation`] when a stream starts).
+    pub fn validate(&self) -> HeliosResult<()> {
+        let bad = |what: String| Err(HeliosError::Settings(what));
+        let g = &self.generation;
+        for (name, side) in [("width", g.width), ("height", g.height)] {
+            if side == Some(0) {
+                return bad(format!("generation.{name} is 0"));
+            }
+        }
+        if !(self.fps.is_finite() && self.fps > 0.0) {
+            return bad(format!("fps {} must be a positive number", self.fps));
+        }
+        for (name, value) in [
+            ("ring_capacity", self.ring_capacity),
+            ("command_queue", self.command_queue),
+            ("result_queue", self.result_queue),
+            ("max_uploads_per_tick", self.max_uploads_per_tick),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} is 0; it must be at least 1"));
+            }
+        }
+        if !(self.prompt_debounce_secs.is_finite() && self.prompt_debounce_secs >= 0.0) {
+            return bad(format!(
+                "prompt_debounce_secs {} must be a number >= 0",
+                self.prompt_debounce_secs
+            ));
+        }
+        Ok(())
     }
 
     /// Whether going from `self` to `other` needs a new worker (model, backend or stream shape).
@@ -181,14 +221,7 @@ impl HeliosSettings {
             || self.gpu_sharing != other.gpu_sharing
             // The wgpu worker leaves frames on the GPU only for the GPU-resident upload.
             || (self.backend == HeliosBackend::Wgpu && self.upload != other.upload)
-            || self.width != other.width
-            || self.height != other.height
-            || self.steps != other.steps
-            || self.guidance_scale != other.guidance_scale
-            || self.seed != other.seed
-            || self.amplify_first_chunk != other.amplify_first_chunk
-            || self.negative_prompt != other.negative_prompt
-            || self.max_sequence_length != other.max_sequence_length
+            || self.generation != other.generation
     }
 }
 
@@ -243,16 +276,72 @@ mod tests {
 
     #[test]
     fn partial_ron_keeps_defaults() {
-        let s = HeliosSettings::from_ron_str("(width: 256, height: 160, backend: Wgpu)").unwrap();
+        let s = HeliosSettings::from_ron_str(
+            "(generation: (width: Some(256), height: Some(160)), backend: Wgpu)",
+        )
+        .unwrap();
         assert_eq!(
-            (s.width, s.height, s.backend),
-            (256, 160, HeliosBackend::Wgpu)
+            (s.frame_size(), s.backend),
+            ((256, 160), HeliosBackend::Wgpu)
+        );
+        assert_eq!(
+            s.generation.steps, None,
+            "left out: the checkpoint's default"
         );
         assert_eq!(s.fps, 24.0);
         assert!(s.engine_differs(&HeliosSettings::default()));
         let mut t = HeliosSettings::default();
         t.fps = 12.0;
         assert!(!t.engine_differs(&HeliosSettings::default()));
+        t.generation.seed += 1;
+        assert!(t.engine_differs(&HeliosSettings::default()));
+    }
+
+    #[test]
+    fn invalid_settings_are_errors() {
+        assert!(HeliosSettings::default().validate().is_ok());
+        let cases = [
+            HeliosSettings {
+                fps: 0.0,
+                ..default()
+            },
+            HeliosSettings {
+                fps: f32::NAN,
+                ..default()
+            },
+            HeliosSettings {
+                ring_capacity: 0,
+                ..default()
+            },
+            HeliosSettings {
+                command_queue: 0,
+                ..default()
+            },
+            HeliosSettings {
+                generation: GenerationParams {
+                    width: Some(0),
+                    ..default()
+                },
+                ..default()
+            },
+        ];
+        for s in cases {
+            assert!(
+                matches!(s.validate(), Err(HeliosError::Settings(_))),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn real_checkpoint_leaves_generation_to_the_checkpoint() {
+        let s = HeliosSettings::real_checkpoint("models/Helios-Distilled");
+        let g = &s.generation;
+        assert_eq!(
+            (g.steps.as_ref(), g.guidance_scale, g.max_sequence_length),
+            (None, None, None)
+        );
+        assert_eq!(s.frame_size(), (640, 384), "the pipeline's default size");
     }
 
     #[test]

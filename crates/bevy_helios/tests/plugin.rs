@@ -6,7 +6,7 @@ use bevy::camera::visibility::ViewVisibility;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_helios::prelude::*;
-use bevy_helios::{HeliosWorker, HeliosWorkerState};
+use bevy_helios::{HeliosError, HeliosWorker, HeliosWorkerState};
 
 fn app(settings: HeliosSettings) -> App {
     let mut app = App::new();
@@ -27,11 +27,11 @@ fn settings() -> HeliosSettings {
 }
 
 fn spawn_screen(app: &mut App, ctx: SceneContext) -> (Entity, Handle<Image>) {
-    let s = app.world().resource::<HeliosSettings>().clone();
+    let (w, h) = app.world().resource::<HeliosSettings>().frame_size();
     let image = app
         .world_mut()
         .resource_mut::<Assets<Image>>()
-        .add(HeliosScreen::blank_image(s.width, s.height));
+        .add(HeliosScreen::blank_image(w, h));
     let e = app
         .world_mut()
         .spawn((HeliosScreen::new(image.clone()), ctx))
@@ -136,7 +136,7 @@ fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
     let err = next_error(&mut app);
     assert!(err.entity.is_none());
     assert!(
-        matches!(err.error, bevy_helios::HeliosError::Model(_)),
+        matches!(err.error, HeliosError::Model(_)),
         "{:?}",
         err.error
     );
@@ -166,10 +166,9 @@ fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
 #[test]
 fn a_bad_frame_size_is_a_stream_error_and_a_new_stream_starts() {
     // 100 is not a multiple of the tiny model's 64 (VAE x patch x pyramid): the model rejects it.
-    let mut app = app(HeliosSettings {
-        width: 100,
-        ..settings()
-    });
+    let mut bad = settings();
+    bad.generation.width = Some(100);
+    let mut app = app(bad);
     let (e, image) = spawn_screen(&mut app, ctx("calm"));
     let err = next_error(&mut app);
     assert_eq!(err.entity, Some(e), "the error names the screen");
@@ -184,7 +183,10 @@ fn a_bad_frame_size_is_a_stream_error_and_a_new_stream_starts() {
         app.world().resource::<HeliosWorkerStatus>().state,
         HeliosWorkerState::Ready
     );
-    app.world_mut().resource_mut::<HeliosSettings>().width = 128;
+    app.world_mut()
+        .resource_mut::<HeliosSettings>()
+        .generation
+        .width = Some(128);
     app.world_mut().write_message(StartStream(e));
     run_until(&mut app, "frames after the fix", |a| {
         stream(a, e).frames_shown >= 2
@@ -210,11 +212,55 @@ fn shutdown_on_app_exit_joins_the_worker() {
         app.world().resource::<HeliosWorkerStatus>().state,
         HeliosWorkerState::ShutDown
     );
-    // Dropping the app with a live worker also joins it (Drop of the resource).
-    let mut app2 = self::app(settings());
-    let (e2, _) = spawn_screen(&mut app2, ctx("calm"));
-    run_until(&mut app2, "streaming", |a| stream(a, e2).chunks >= 1);
-    drop(app2);
+}
+
+#[test]
+fn invalid_settings_are_an_error_message_and_nothing_starts_until_fixed() {
+    let mut app = app(HeliosSettings {
+        ring_capacity: 0,
+        ..settings()
+    });
+    let (e, _) = spawn_screen(&mut app, ctx("calm"));
+    let err = next_error(&mut app);
+    assert_eq!(err.entity, None);
+    assert!(
+        matches!(&err.error, HeliosError::Settings(m) if m.contains("ring_capacity")),
+        "{:?}",
+        err.error
+    );
+    for _ in 0..5 {
+        app.update();
+    }
+    assert_eq!(app.world().resource::<HeliosWorkerStatus>().spawns, 0);
+    assert_eq!(stream(&app, e).status, HeliosStreamStatus::Idle);
+    app.world_mut()
+        .resource_mut::<HeliosSettings>()
+        .ring_capacity = 72;
+    run_until(&mut app, "frames once fixed", |a| {
+        stream(a, e).frames_shown >= 1
+    });
+    assert_eq!(app.world().resource::<HeliosWorkerStatus>().spawns, 1);
+}
+
+#[test]
+fn a_real_checkpoint_plugin_leaves_generation_to_the_checkpoint() {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, AssetPlugin::default()))
+        .init_asset::<Image>()
+        .add_plugins(HeliosPlugin::new("models/Helios-Distilled"));
+    app.update();
+    let s = app.world().resource::<HeliosSettings>();
+    assert_eq!(
+        *s,
+        HeliosSettings::real_checkpoint("models/Helios-Distilled")
+    );
+    assert_eq!(s.generation.steps, None, "the checkpoint's steps");
+    assert_eq!(
+        s.generation.max_sequence_length, None,
+        "the checkpoint's tokens"
+    );
+    // No screen, no worker: nothing loads the (absent) 14B model.
+    assert_eq!(app.world().resource::<HeliosWorkerStatus>().spawns, 0);
 }
 
 #[test]

@@ -87,17 +87,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.frames == 0 {
         bail!("--frames 0: ask for at least 1 frame");
     }
-    let (height, width) = args.model.size();
-    let request = StreamRequest {
-        prompt: args.prompt.clone(),
-        height,
-        width,
-        steps: args.model.steps.clone(),
-        seed: args.seed,
-        amplify_first_chunk: args.model.amplify_first_chunk,
-        max_sequence_length: args.model.max_sequence_length,
-        ..StreamRequest::default()
-    };
+    let request = StreamRequest::with_params(args.prompt.clone(), args.model.params(args.seed));
     let dir = args.model.dir()?;
     with_backend!(args.model.backend, |device: B| {
         let pipeline = Arc::new(load_pipeline::<B>(&dir, &device, args.model.precision::<B>(&device))?);
@@ -115,12 +105,12 @@ fn bench<B: Backend>(
     let steps: Vec<String> = resolved.steps.iter().map(usize::to_string).collect();
     println!(
         "{}x{}, {} frames ({} chunks), steps {}, amplify first chunk {}, {:?}",
-        request.width,
-        request.height,
+        resolved.width,
+        resolved.height,
         plan.frames,
         plan.chunks,
         steps.join(","),
-        request.amplify_first_chunk,
+        request.params.amplify_first_chunk,
         args.model.backend
     );
     let cancel = AtomicBool::new(false);

@@ -1,5 +1,5 @@
 //! What `generate` and `bench` share: the model folder (the embedded tiny model by default), the
-//! frame size defaults, and loading with a progress line.
+//! generation parameters of the flags, and loading with a progress line.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use clap::Args;
 use helios_model::dit::Precision;
-use helios_model::pipeline::{HeliosPipeline, LoadOptions, Part};
+use helios_model::pipeline::{GenerationParams, HeliosPipeline, LoadOptions, Part};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{BackendChoice, PrecisionChoice};
@@ -18,12 +18,13 @@ pub fn default_model_dir() -> Result<PathBuf> {
     helios_model::embedded::default_model_dir().context("cannot prepare the embedded model")
 }
 
+/// Frame size (height, width) of the real checkpoints (the reference default), for the benches.
+pub const CHECKPOINT_SIZE: (usize, usize) = (384, 640);
+
 /// Whether a run without `--model` uses a checkpoint named by `HELIOS_MODEL_DIR`.
 fn model_from_env() -> bool {
     std::env::var_os(helios_model::embedded::MODEL_DIR_ENV).is_some_and(|d| !d.is_empty())
 }
-/// Frame size (height, width) on a checkpoint given with `--model` (the reference default).
-pub const CHECKPOINT_SIZE: (usize, usize) = (384, 640);
 
 /// Model, size, steps and backend options.
 #[derive(Args, Debug, Clone)]
@@ -43,9 +44,9 @@ pub struct ModelArgs {
     /// Twice the steps on the first chunk (DMD's amplified first chunk, as the Distilled reference)
     #[arg(long)]
     pub amplify_first_chunk: bool,
-    /// Prompt tokens the text encoder reads
-    #[arg(long, default_value_t = 512, value_name = "N")]
-    pub max_sequence_length: usize,
+    /// Prompt tokens the text encoder reads [default: 512, as the reference]
+    #[arg(long, value_name = "N")]
+    pub max_sequence_length: Option<usize>,
     /// Backend to run on
     #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
     pub backend: BackendChoice,
@@ -70,11 +71,24 @@ impl ModelArgs {
             .resolve::<B>(device)
     }
 
-    /// Frame height and width, with the defaults filled in.
-    pub fn size(&self) -> (usize, usize) {
-        let (h, w) =
-            if self.model.is_some() || model_from_env() { CHECKPOINT_SIZE } else { helios_model::embedded::SIZE };
-        (self.height.unwrap_or(h), self.width.unwrap_or(w))
+    /// The generation parameters the flags give (`None`: the checkpoint's default; the embedded
+    /// model runs at its own size, `helios_model::embedded::SIZE`, unless a size is given).
+    pub fn params(&self, seed: u64) -> GenerationParams {
+        let (height, width) = if self.model.is_some() || model_from_env() {
+            (self.height, self.width)
+        } else {
+            let (h, w) = helios_model::embedded::SIZE;
+            (self.height.or(Some(h)), self.width.or(Some(w)))
+        };
+        GenerationParams {
+            height,
+            width,
+            steps: self.steps.clone(),
+            seed,
+            amplify_first_chunk: self.amplify_first_chunk,
+            max_sequence_length: self.max_sequence_length,
+            ..GenerationParams::default()
+        }
     }
 }
 

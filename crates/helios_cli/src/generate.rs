@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use clap::Args;
 use helios_model::pipeline::model::check_prompt;
-use helios_model::pipeline::{ChunkStream, Conditioning, HeliosPipeline, StreamRequest, VideoPlan};
+use helios_model::pipeline::{ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest, VideoPlan};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::{ModelArgs, load_pipeline};
@@ -88,7 +88,12 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     if args.frames == 0 {
         bail!("--frames 0: ask for at least 1 frame");
     }
-    let (height, width) = args.model.size();
+    let params = GenerationParams {
+        negative_prompt: args.negative_prompt.clone(),
+        guidance_scale: args.guidance,
+        ..args.model.params(args.seed)
+    };
+    let (height, width) = params.size();
     if height == 0 || width == 0 {
         bail!("the frame size {width}x{height} is empty");
     }
@@ -97,19 +102,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         (None, Some(path)) => Conditioning::Video(read_video(path, width, height)?),
         (None, None) => Conditioning::None,
     };
-    let request = StreamRequest {
-        prompt: args.prompt.clone(),
-        negative_prompt: args.negative_prompt.clone(),
-        height,
-        width,
-        steps: args.model.steps.clone(),
-        guidance_scale: args.guidance,
-        seed: args.seed,
-        amplify_first_chunk: args.model.amplify_first_chunk,
-        conditioning,
-        max_sequence_length: args.model.max_sequence_length,
-        ..StreamRequest::default()
-    };
+    let request = StreamRequest { conditioning, ..StreamRequest::with_params(args.prompt.clone(), params) };
     install_interrupt();
     let dir = args.model.dir()?;
     let start = Instant::now();
@@ -150,9 +143,9 @@ fn generate<B: Backend>(
     target: &OutputTarget,
     cancel: &AtomicBool,
 ) -> Result<Summary> {
-    pipeline.resolve(&request)?;
+    let resolved = pipeline.resolve(&request)?;
     let plan = VideoPlan::new(&pipeline, num_frames)?;
-    let (width, height) = (request.width, request.height);
+    let (width, height) = (resolved.width, resolved.height);
     let mut stream = ChunkStream::new(pipeline, request)?;
     let mut sink = target.open(width as u32, height as u32)?;
     let mut written = 0;

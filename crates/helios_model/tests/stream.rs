@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use helios_model::Error;
-use helios_model::pipeline::{ChunkStream, Conditioning, HeliosPipeline, StreamRequest, VideoPlan};
+use helios_model::pipeline::{ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest, VideoPlan};
 
 type B = NdArray<f32>;
 
@@ -23,14 +23,15 @@ fn pipeline() -> Arc<HeliosPipeline<B>> {
 
 /// A cheap request: 64x64 frames, one step per stage, 16 prompt tokens.
 fn small(prompt: &str, seed: u64) -> StreamRequest {
-    StreamRequest {
-        height: 64,
-        width: 64,
+    let params = GenerationParams {
+        height: Some(64),
+        width: Some(64),
         steps: Some(vec![1, 1, 1]),
         seed,
-        max_sequence_length: 16,
-        ..StreamRequest::new(prompt)
-    }
+        max_sequence_length: Some(16),
+        ..GenerationParams::default()
+    };
+    StreamRequest::with_params(prompt, params)
 }
 
 fn max_abs_diff(a: &Tensor<B, 5>, b: &Tensor<B, 5>) -> f32 {
@@ -150,13 +151,18 @@ fn batch_generation_trims_to_4k_plus_1() {
 fn bad_requests_fail_before_any_work() {
     let p = pipeline();
     let invalid = |r: StreamRequest| matches!(ChunkStream::new(p.clone(), r), Err(Error::InvalidRequest(_)));
-    assert!(invalid(StreamRequest { height: 96, ..small("x", 0) }), "not a multiple of 64");
-    assert!(invalid(StreamRequest { width: 0, ..small("x", 0) }));
+    let with = |edit: fn(&mut GenerationParams)| {
+        let mut r = small("x", 0);
+        edit(&mut r.params);
+        r
+    };
+    assert!(invalid(with(|p| p.height = Some(96))), "not a multiple of 64");
+    assert!(invalid(with(|p| p.width = Some(0))));
     assert!(invalid(small("   ", 0)), "empty prompt");
     assert!(invalid(small(&"word ".repeat(10_000), 0)), "enormous prompt");
-    assert!(invalid(StreamRequest { steps: Some(vec![2, 2]), ..small("x", 0) }), "3 stages need 3 counts");
-    assert!(invalid(StreamRequest { steps: Some(vec![2, 0, 2]), ..small("x", 0) }));
-    assert!(invalid(StreamRequest { guidance_scale: Some(f32::NAN), ..small("x", 0) }));
+    assert!(invalid(with(|p| p.steps = Some(vec![2, 2]))), "3 stages need 3 counts");
+    assert!(invalid(with(|p| p.steps = Some(vec![2, 0, 2]))));
+    assert!(invalid(with(|p| p.guidance_scale = Some(f32::NAN))));
     let short_video = vec![image::RgbImage::new(64, 64); 10];
     assert!(invalid(StreamRequest { conditioning: Conditioning::Video(short_video), ..small("x", 0) }));
     assert!(invalid(StreamRequest { conditioning: Conditioning::Image(image::RgbImage::new(0, 0)), ..small("x", 0) }));

@@ -4,8 +4,10 @@ use bevy::camera::visibility::ViewVisibility;
 use bevy::prelude::*;
 
 use super::SettingsAssetHandle;
+use super::state::{HeliosWorker, HeliosWorkerStatus};
+use crate::messages::HeliosWorkerError;
 use crate::prompt::{SceneContext, compact_prompt};
-use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream};
+use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, StreamState};
 use crate::settings::{HeliosSettings, HeliosSettingsAsset};
 
 /// Applies a (re)loaded settings asset to the [`HeliosSettings`] resource.
@@ -31,8 +33,34 @@ pub(super) fn apply_settings_asset(
     }
 }
 
+/// Checks the settings whenever they change. An invalid value is reported once (a
+/// [`HeliosWorkerError`] carrying [`HeliosError::Settings`](crate::HeliosError::Settings)) and
+/// holds back new workers and streams until the settings are fixed.
+pub(super) fn validate_settings(
+    settings: Res<HeliosSettings>,
+    mut worker: ResMut<HeliosWorker>,
+    mut status: ResMut<HeliosWorkerStatus>,
+    mut errors: MessageWriter<HeliosWorkerError>,
+) {
+    if !settings.is_changed() {
+        return;
+    }
+    match settings.validate() {
+        Ok(()) => worker.invalid_settings = None,
+        Err(error) => {
+            warn!("bevy_helios: {error}");
+            status.errors += 1;
+            worker.invalid_settings = Some(error.clone());
+            errors.write(HeliosWorkerError {
+                entity: None,
+                error,
+            });
+        }
+    }
+}
+
 /// Compacts each screen's [`SceneContext`] (or its plain prompt) into the prompt to send, debounced.
-pub fn collect_scene_context(
+pub(super) fn collect_scene_context(
     time: Res<Time>,
     settings: Res<HeliosSettings>,
     mut screens: Query<(
@@ -52,7 +80,7 @@ pub fn collect_scene_context(
                 None => screen.prompt.clone(),
             };
         }
-        if !playback.started {
+        if !matches!(playback.state, StreamState::Running { .. }) {
             continue;
         }
         let out = if changed {
@@ -69,7 +97,7 @@ pub fn collect_scene_context(
 }
 
 /// Sets each stream's priority: distance to the nearest camera, `None` (paused) when hidden.
-pub fn collect_priorities(
+pub(super) fn collect_priorities(
     cameras: Query<&GlobalTransform, With<Camera>>,
     mut screens: Query<(
         &HeliosScreen,

@@ -1,11 +1,13 @@
 //! [`HeliosPlugin`] and the [`HeliosSystems`] sets; the systems live in the submodules, one per
-//! phase: [`context`] (CollectContext), [`submit`] (Submit), [`receive`] (Receive, Upload and the
-//! shutdown on exit); [`state`] holds the worker resource and status.
+//! phase: `context` (CollectContext), `spawn` and `submit` (Submit), `receive` (Receive),
+//! `upload` (Upload and the shutdown on exit); `state` holds the worker resource and status.
 
 mod context;
 mod receive;
+mod spawn;
 mod state;
 mod submit;
+mod upload;
 
 use bevy::ecs::schedule::ScheduleConfigs;
 use bevy::ecs::system::ScheduleSystem;
@@ -19,16 +21,24 @@ use crate::settings::{
     HeliosBackend, HeliosSettings, HeliosSettingsAsset, HeliosSettingsLoader, UploadPath,
 };
 
-use context::apply_settings_asset;
-pub use context::{collect_priorities, collect_scene_context};
-pub use receive::{drain_worker, shutdown_on_exit, upload_frames};
+use context::{apply_settings_asset, collect_priorities, collect_scene_context, validate_settings};
+use receive::{
+    WorkerInbox, apply_stream_events, detect_lost_worker, queue_chunks, receive_worker_events,
+    report_worker_errors,
+};
+use spawn::{read_stream_requests, spawn_worker};
 pub use state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus, helios_ready};
-pub use submit::submit_requests;
+use submit::{
+    flush_commands, grant_chunks, send_conditioning_images, send_priorities, send_prompts,
+    start_streams, streams_can_run,
+};
+use upload::{shutdown_on_exit, upload_frames};
 
 /// The plugin's phases, chained in this order in `Update`.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeliosSystems {
-    /// Reads the game state: applies a (re)loaded settings asset, compacts changed
+    /// Reads the game state: applies a (re)loaded settings asset and checks changed settings
+    /// (an invalid value is a [`HeliosWorkerError`] and holds back new streams), compacts changed
     /// [`SceneContext`]s into prompts (debounced), computes each stream's priority (distance to
     /// the nearest camera; `None` when hidden). Run your systems that change `SceneContext`
     /// before this set.
@@ -50,9 +60,9 @@ pub enum HeliosSystems {
 /// The Bevy plugin: a background Helios worker, scene context in, frames out as textures and lights.
 ///
 /// Adds, in `Update`, the chained sets [`HeliosSystems`] (see each variant for its systems), and
-/// in `Last` a system that cancels and joins the worker on `AppExit`. Registers the messages of
-/// [`crate::messages`], the `*.helios.ron` settings loader, and (when the app renders) the
-/// render-world GPU upload.
+/// in `Last` a system that cancels and joins the worker on `AppExit`. Registers the plugin's
+/// messages ([`StartStream`], [`ChunkReady`], ...), the `*.helios.ron` settings loader, and (when
+/// the app renders) the render-world GPU upload.
 ///
 /// ```no_run
 /// # use bevy::prelude::*;
@@ -80,12 +90,14 @@ impl Default for HeliosPlugin {
 }
 
 impl HeliosPlugin {
-    /// The plugin with the model in `model_dir` (a diffusers-layout Helios checkpoint folder).
+    /// The plugin with the model in `model_dir` (a diffusers-layout Helios checkpoint folder),
+    /// generating with that checkpoint's defaults ([`HeliosSettings::real_checkpoint`]).
     pub fn new(model_dir: impl Into<std::path::PathBuf>) -> Self {
-        Self::default().with_model_dir(model_dir)
+        Self::default().with_settings(HeliosSettings::real_checkpoint(model_dir))
     }
 
-    /// Uses the checkpoint in `model_dir` instead of the embedded tiny model.
+    /// Uses the checkpoint in `model_dir` instead of the embedded tiny model, keeping the other
+    /// settings (the defaults are sized for the tiny model: see [`HeliosPlugin::new`]).
     #[must_use]
     pub fn with_model_dir(mut self, model_dir: impl Into<std::path::PathBuf>) -> Self {
         self.settings.model_dir = Some(model_dir.into());
@@ -133,15 +145,38 @@ impl HeliosPlugin {
         match set {
             HeliosSystems::CollectContext => (
                 apply_settings_asset,
+                validate_settings,
                 collect_scene_context,
                 collect_priorities,
             )
                 .chain()
                 .into_configs(),
-            HeliosSystems::Submit => (submit_requests, crate::capture::request_portrait_captures)
+            HeliosSystems::Submit => (
+                read_stream_requests,
+                spawn_worker,
+                (
+                    start_streams,
+                    send_prompts,
+                    send_priorities,
+                    grant_chunks,
+                    send_conditioning_images,
+                )
+                    .chain()
+                    .run_if(streams_can_run),
+                flush_commands,
+                crate::capture::request_portrait_captures,
+            )
                 .chain()
                 .into_configs(),
-            HeliosSystems::Receive => drain_worker.into_configs(),
+            HeliosSystems::Receive => (
+                receive_worker_events,
+                report_worker_errors,
+                queue_chunks,
+                apply_stream_events,
+                detect_lost_worker,
+            )
+                .chain()
+                .into_configs(),
             HeliosSystems::Upload => (upload_frames, drive_lights).chain().into_configs(),
         }
     }
@@ -164,6 +199,7 @@ impl Plugin for HeliosPlugin {
             .register_type::<HeliosLightState>()
             .init_resource::<HeliosWorker>()
             .init_resource::<HeliosWorkerStatus>()
+            .init_resource::<WorkerInbox>()
             .init_resource::<crate::capture::PendingConditioning>()
             .add_message::<StartStream>()
             .add_message::<StopStream>()

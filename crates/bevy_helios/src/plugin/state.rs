@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use bevy::prelude::*;
 use crossbeam_channel::TrySendError;
 
+use crate::error::HeliosError;
 use crate::settings::HeliosSettings;
 use crate::worker::{StreamId, Worker, WorkerCommand};
 
@@ -35,7 +36,8 @@ pub struct HeliosWorkerStatus {
     pub spawns: u64,
     /// Chunks received from the worker.
     pub chunks: u64,
-    /// Commands dropped because the command queue and its overflow were full.
+    /// Commands dropped because the command queue and its overflow were full (per stream in
+    /// [`HeliosStream::dropped_commands`](crate::HeliosStream::dropped_commands)).
     pub dropped_commands: u64,
     /// Errors reported.
     pub errors: u64,
@@ -47,15 +49,24 @@ pub fn helios_ready() -> impl FnMut(Option<Res<HeliosWorkerStatus>>) -> bool + C
 }
 
 /// The worker handle (a crossbeam `Sender`/`Receiver` pair and the thread's `JoinHandle`, inside
-/// [`Worker`]) plus the game-side bookkeeping. Dropping it cancels and joins the thread.
+/// the worker) plus the game-side bookkeeping. Dropping it cancels and joins the thread.
 #[derive(Resource, Default)]
 pub struct HeliosWorker {
     pub(super) worker: Option<Worker>,
     /// Commands that did not fit the channel yet (bounded by the settings' `command_queue`).
     pub(super) overflow: VecDeque<WorkerCommand>,
+    /// Commands evicted from a full overflow since the last report (their stream, if any).
+    pub(super) evicted: Vec<Option<StreamId>>,
+    /// Which screen each of the worker's streams belongs to.
     pub(super) streams: HashMap<StreamId, Entity>,
+    /// The settings the worker was spawned with.
     pub(super) settings: Option<HeliosSettings>,
+    /// The settings error in effect (nothing starts while there is one).
+    pub(super) invalid_settings: Option<HeliosError>,
+    /// A `StartStream` arrived this tick (it retries a failed or dead worker).
+    pub(super) start_requested: bool,
     pub(super) next_seed: u64,
+    pub(super) next_id: StreamId,
 }
 
 impl HeliosWorker {
@@ -71,32 +82,31 @@ impl HeliosWorker {
         self.worker.as_ref().is_some_and(Worker::is_alive)
     }
 
-    pub(super) fn send(
-        &mut self,
-        command: WorkerCommand,
-        capacity: usize,
-        status: &mut HeliosWorkerStatus,
-    ) {
+    /// A fresh stream id.
+    pub(super) fn new_stream_id(&mut self) -> StreamId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Queues `command` without blocking: into the channel, or behind the commands waiting for
+    /// room. When those reach `capacity`, the oldest one that is not a start / stop is evicted
+    /// (and reported by [`super::submit::flush_commands`]).
+    pub(super) fn send(&mut self, command: WorkerCommand, capacity: usize) {
         let Some(worker) = &self.worker else { return };
         if !self.overflow.is_empty() {
-            self.push_overflow(command, capacity, status);
+            self.push_overflow(command, capacity);
             return;
         }
         match worker.try_send(command) {
             Ok(()) => {}
-            Err(TrySendError::Full(command)) => self.push_overflow(command, capacity, status),
+            Err(TrySendError::Full(command)) => self.push_overflow(command, capacity),
+            // The thread is gone; `detect_lost_worker` reports it.
             Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
-    fn push_overflow(
-        &mut self,
-        command: WorkerCommand,
-        capacity: usize,
-        status: &mut HeliosWorkerStatus,
-    ) {
+    fn push_overflow(&mut self, command: WorkerCommand, capacity: usize) {
         if self.overflow.len() >= capacity.max(1) {
-            // Keep the newest: drop the oldest command that is not a start/stop.
             let victim = self
                 .overflow
                 .iter()
@@ -104,12 +114,14 @@ impl HeliosWorker {
                     !matches!(c, WorkerCommand::Start { .. } | WorkerCommand::Stop { .. })
                 })
                 .unwrap_or(0);
-            self.overflow.remove(victim);
-            status.dropped_commands += 1;
+            if let Some(evicted) = self.overflow.remove(victim) {
+                self.evicted.push(evicted.stream());
+            }
         }
         self.overflow.push_back(command);
     }
 
+    /// Sends what waits in the overflow while the channel has room.
     pub(super) fn flush(&mut self) {
         let Some(worker) = &self.worker else { return };
         while let Some(command) = self.overflow.pop_front() {

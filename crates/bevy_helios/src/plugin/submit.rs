@@ -1,232 +1,215 @@
-//! [`HeliosSystems::Submit`](super::HeliosSystems::Submit): (re)spawns the worker and sends it what the screens need.
+//! [`HeliosSystems::Submit`](super::HeliosSystems::Submit), once a worker runs: starts the
+//! wanted streams and sends prompts, priorities, chunk grants and conditioning images; then
+//! flushes the commands that waited for room and reports the ones evicted.
 
 use bevy::prelude::*;
+use helios_model::pipeline::StreamRequest;
 
-use super::state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus};
-use crate::messages::{HeliosWorkerError, SetConditioningImage, StartStream, StopStream};
-use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus};
-use crate::settings::{GpuSharing, HeliosBackend, HeliosSettings, UploadPath};
-use crate::worker::{EngineConfig, StreamSpec, Worker, WorkerCommand};
+use super::state::{HeliosWorker, HeliosWorkerStatus};
+use crate::capture::{PendingConditioning, PendingImage, image_to_rgb};
+use crate::messages::{HeliosWorkerError, SetConditioningImage};
+use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus, StreamState};
+use crate::settings::HeliosSettings;
+use crate::worker::WorkerCommand;
 
-fn engine_config(
-    settings: &HeliosSettings,
-    shared: Option<&crate::gpu::SharedWgpuDevice>,
-) -> EngineConfig {
-    let shared_wgpu = match (settings.backend, settings.gpu_sharing, shared) {
-        (HeliosBackend::Wgpu, GpuSharing::SharedDevice, Some(shared)) => shared.device(),
-        _ => None,
-    };
-    EngineConfig {
-        model_dir: settings.resolved_model_dir(),
-        backend: settings.backend,
-        precision: settings.precision,
-        gpu_frames: settings.upload == UploadPath::GpuResident && shared_wgpu.is_some(),
-        shared_wgpu,
-    }
+/// Run condition of the systems that drive the streams: a worker runs and the settings are valid.
+pub(super) fn streams_can_run(worker: Res<HeliosWorker>) -> bool {
+    worker.is_running() && worker.invalid_settings.is_none()
 }
 
-/// Spawns / respawns the worker and sends it what the screens need.
-#[allow(clippy::too_many_arguments)]
-pub fn submit_requests(
+/// Sends a start for each stream that wants one (an autostarting idle screen, or a
+/// [`StartStream`](crate::StartStream)), with its first prompt and priority.
+pub(super) fn start_streams(
     settings: Res<HeliosSettings>,
     mut worker: ResMut<HeliosWorker>,
-    mut status: ResMut<HeliosWorkerStatus>,
-    shared: Option<Res<crate::gpu::SharedWgpuDevice>>,
-    mut starts: MessageReader<StartStream>,
-    mut stops: MessageReader<StopStream>,
-    mut images: MessageReader<SetConditioningImage>,
-    mut pending_images: ResMut<crate::capture::PendingConditioning>,
     mut screens: Query<(
         Entity,
         &HeliosScreen,
         &mut HeliosPlayback,
         &mut HeliosStream,
     )>,
+) {
+    let capacity = settings.command_queue;
+    for (entity, screen, mut playback, mut stream) in &mut screens {
+        let wanted = match playback.state {
+            StreamState::Idle => screen.autostart,
+            StreamState::StartWanted => true,
+            StreamState::Running { .. } | StreamState::Halted => false,
+        };
+        if !wanted {
+            continue;
+        }
+        let id = worker.new_stream_id();
+        let prompt = playback.wanted_prompt.clone();
+        let mut params = settings.generation.clone();
+        params.seed = params.seed.wrapping_add(worker.next_seed);
+        worker.next_seed += 1;
+        let request = Box::new(StreamRequest::with_params(prompt.clone(), params));
+        worker.send(WorkerCommand::Start { id, request }, capacity);
+        let priority = stream.priority;
+        worker.send(WorkerCommand::SetPriority { id, priority }, capacity);
+        worker.streams.insert(id, entity);
+        playback.reset(StreamState::Running {
+            id,
+            grant_outstanding: false,
+            sent_priority: priority,
+        });
+        playback.tracker.offer(&prompt, 0.0, 0.0);
+        stream.prompt = Some(prompt);
+        stream.status = HeliosStreamStatus::Starting;
+    }
+}
+
+/// Sends each running stream's new prompt (debounced by `collect_scene_context`).
+pub(super) fn send_prompts(
+    settings: Res<HeliosSettings>,
+    mut worker: ResMut<HeliosWorker>,
+    mut screens: Query<(&mut HeliosPlayback, &mut HeliosStream)>,
+) {
+    for (mut playback, mut stream) in &mut screens {
+        let Some(id) = playback.state.running_id() else {
+            continue;
+        };
+        if let Some(prompt) = playback.outgoing_prompt.take() {
+            stream.prompt = Some(prompt.clone());
+            let over_chunks = settings.prompt_interpolation_chunks;
+            let command = WorkerCommand::SetPrompt {
+                id,
+                prompt,
+                over_chunks,
+            };
+            worker.send(command, settings.command_queue);
+        }
+    }
+}
+
+/// Sends each running stream's changed priority; `None` (hidden) pauses it.
+pub(super) fn send_priorities(
+    settings: Res<HeliosSettings>,
+    mut worker: ResMut<HeliosWorker>,
+    mut screens: Query<(&mut HeliosPlayback, &mut HeliosStream)>,
+) {
+    for (mut playback, mut stream) in &mut screens {
+        let priority = stream.priority;
+        let StreamState::Running {
+            id, sent_priority, ..
+        } = &mut playback.state
+        else {
+            continue;
+        };
+        if *sent_priority == priority {
+            continue;
+        }
+        *sent_priority = priority;
+        let id = *id;
+        worker.send(
+            WorkerCommand::SetPriority { id, priority },
+            settings.command_queue,
+        );
+        match (&stream.status, priority) {
+            (HeliosStreamStatus::Streaming, None) => stream.status = HeliosStreamStatus::Paused,
+            (HeliosStreamStatus::Paused, Some(_)) => stream.status = HeliosStreamStatus::Streaming,
+            _ => {}
+        }
+    }
+}
+
+/// Grants a running, visible stream its next chunk once its ring is down to
+/// `low_water_frames` (one chunk in flight per stream); keeps the rings at `ring_capacity`.
+pub(super) fn grant_chunks(
+    settings: Res<HeliosSettings>,
+    mut worker: ResMut<HeliosWorker>,
+    mut screens: Query<(&mut HeliosPlayback, &HeliosStream)>,
+) {
+    for (mut playback, stream) in &mut screens {
+        let playback = playback.as_mut();
+        playback.ring.set_capacity(settings.ring_capacity);
+        let low = playback.ring.len() <= settings.low_water_frames;
+        let StreamState::Running {
+            id,
+            grant_outstanding,
+            ..
+        } = &mut playback.state
+        else {
+            continue;
+        };
+        if !*grant_outstanding && stream.priority.is_some() && low {
+            *grant_outstanding = true;
+            let command = WorkerCommand::Grant { id: *id, chunks: 1 };
+            worker.send(command, settings.command_queue);
+        }
+    }
+}
+
+/// Sends the conditioning images ([`SetConditioningImage`] once its asset is loaded, and the
+/// portrait captures) to their running streams. An image for a screen that is not streaming is
+/// dropped with a warning; one that cannot be converted is a [`HeliosWorkerError`].
+pub(super) fn send_conditioning_images(
+    settings: Res<HeliosSettings>,
+    mut worker: ResMut<HeliosWorker>,
+    mut messages: MessageReader<SetConditioningImage>,
+    mut pending: ResMut<PendingConditioning>,
+    images: Res<Assets<Image>>,
+    screens: Query<&HeliosPlayback>,
     mut errors: MessageWriter<HeliosWorkerError>,
 ) {
-    let worker = worker.as_mut();
-    let mut start_requested: Vec<Entity> = starts.read().map(|m| m.0).collect();
-    let stop_requested: Vec<Entity> = stops.read().map(|m| m.0).collect();
-
-    // A worker is needed when some screen wants to run.
-    let wants_any = screens
-        .iter()
-        .any(|(e, s, p, _)| p.want_running.unwrap_or(s.autostart) || start_requested.contains(&e));
-    let stale = worker
-        .settings
-        .as_ref()
-        .is_some_and(|old| old.engine_differs(&settings));
-    let dead = worker.worker.is_some() && !worker.is_running();
-    let failed = matches!(status.state, HeliosWorkerState::Failed(_));
-    let needs_spawn = wants_any
-        && (worker.worker.is_none() || stale || (dead || failed) && !start_requested.is_empty());
-    let waiting_for_gpu = settings.backend == HeliosBackend::Wgpu
-        && settings.gpu_sharing == GpuSharing::SharedDevice
-        && crate::gpu::renders(shared.as_deref())
-        && shared.as_deref().is_none_or(|s| !s.ready());
-    if needs_spawn && !waiting_for_gpu {
-        worker.shutdown();
-        let config = engine_config(&settings, shared.as_deref());
-        if settings.backend == HeliosBackend::Wgpu
-            && settings.gpu_sharing == GpuSharing::SharedDevice
-            && config.shared_wgpu.is_none()
-        {
-            warn!(
-                "bevy_helios: no render device to share; the wgpu backend creates its own device"
-            );
-        }
-        match Worker::spawn(config, settings.command_queue, settings.result_queue) {
-            Ok(w) => {
-                worker.worker = Some(w);
-                status.state = HeliosWorkerState::Loading;
-                status.spawns += 1;
+    let queued = messages
+        .read()
+        .map(|m| (m.entity, PendingImage::Asset(m.image.clone())));
+    pending.0.extend(queued);
+    let mut waiting = Vec::new();
+    for (entity, image) in pending.0.drain(..) {
+        let Some(id) = screens.get(entity).ok().and_then(|p| p.state.running_id()) else {
+            warn!("bevy_helios: conditioning image for {entity}, which is not streaming; dropped");
+            continue;
+        };
+        let rgb = match image {
+            PendingImage::Captured(rgb) => Ok(rgb),
+            PendingImage::Asset(handle) => match images.get(&handle) {
+                Some(image) => image_to_rgb(image),
+                None => {
+                    waiting.push((entity, PendingImage::Asset(handle)));
+                    continue;
+                }
+            },
+        };
+        match rgb {
+            Ok(rgb) => {
+                let image = Box::new(rgb);
+                worker.send(
+                    WorkerCommand::SetImage { id, image },
+                    settings.command_queue,
+                );
             }
             Err(error) => {
-                status.state = HeliosWorkerState::Failed(error.to_string());
-                status.errors += 1;
+                warn!("bevy_helios: {error}");
                 errors.write(HeliosWorkerError {
-                    entity: None,
+                    entity: Some(entity),
                     error,
                 });
             }
         }
-        worker.settings = Some(settings.clone());
-        worker.streams.clear();
-        for (_, _, mut playback, mut stream) in &mut screens {
-            if playback.started {
-                playback.reset();
-                stream.status = HeliosStreamStatus::Idle;
-            }
-        }
     }
-    if worker.worker.is_none() || !worker.is_running() {
-        // Keep the start requests for when a worker runs.
-        for (entity, _, mut playback, _) in &mut screens {
-            if start_requested.contains(&entity) {
-                playback.want_running = Some(true);
-            }
-        }
-        return;
-    }
-    let capacity = settings.command_queue;
-    let status_ref = status.into_inner();
-    for (entity, screen, mut playback, mut stream) in &mut screens {
-        let playback = playback.as_mut();
-        playback.ring.set_capacity(settings.ring_capacity);
-        let id = entity.to_bits();
-        if stop_requested.contains(&entity) {
-            playback.want_running = Some(false);
-            if playback.started {
-                worker
-                    .worker
-                    .as_ref()
-                    .inspect(|w| w.cancel_if_generating(id));
-                worker.send(WorkerCommand::Stop { id }, capacity, status_ref);
-                playback.started = false;
-                playback.grant_outstanding = false;
-            }
-            stream.status = HeliosStreamStatus::Stopped;
-            continue;
-        }
-        if let Some(i) = start_requested.iter().position(|e| *e == entity) {
-            start_requested.swap_remove(i);
-            playback.want_running = Some(true);
-            if playback.started {
-                // Restart: drop the old stream first.
-                worker.send(WorkerCommand::Stop { id }, capacity, status_ref);
-                playback.reset();
-            }
-        }
-        if !playback.want_running.unwrap_or(screen.autostart) {
-            continue;
-        }
-        if !playback.started {
-            if matches!(stream.status, HeliosStreamStatus::Failed(_))
-                && playback.want_running != Some(true)
-            {
-                continue;
-            }
-            playback.reset();
-            let prompt = playback.wanted_prompt.clone();
-            playback.tracker.offer(&prompt, 0.0, 0.0);
-            let seed = settings.seed.wrapping_add(worker.next_seed);
-            worker.next_seed += 1;
-            let spec = StreamSpec {
-                prompt: prompt.clone(),
-                negative_prompt: settings.negative_prompt.clone(),
-                height: settings.height as usize,
-                width: settings.width as usize,
-                steps: settings.steps.clone(),
-                guidance_scale: settings.guidance_scale,
-                seed,
-                amplify_first_chunk: settings.amplify_first_chunk,
-                max_sequence_length: settings.max_sequence_length,
-                image: None,
-            };
-            worker.send(
-                WorkerCommand::Start {
-                    id,
-                    spec: Box::new(spec),
-                },
-                capacity,
-                status_ref,
-            );
-            worker.streams.insert(id, entity);
-            playback.id = Some(id);
-            playback.started = true;
-            playback.want_running = Some(true);
-            stream.prompt = Some(prompt);
-            stream.status = HeliosStreamStatus::Starting;
-        }
-        if let Some(prompt) = playback.outgoing_prompt.take() {
-            stream.prompt = Some(prompt.clone());
-            let over_chunks = settings.prompt_interpolation_chunks;
-            worker.send(
-                WorkerCommand::SetPrompt {
-                    id,
-                    prompt,
-                    over_chunks,
-                },
-                capacity,
-                status_ref,
-            );
-        }
-        if playback.sent_priority != Some(stream.priority) {
-            playback.sent_priority = Some(stream.priority);
-            worker.send(
-                WorkerCommand::SetPriority {
-                    id,
-                    priority: stream.priority,
-                },
-                capacity,
-                status_ref,
-            );
-            match (&stream.status, stream.priority) {
-                (HeliosStreamStatus::Streaming, None) => stream.status = HeliosStreamStatus::Paused,
-                (HeliosStreamStatus::Paused, Some(_)) => {
-                    stream.status = HeliosStreamStatus::Streaming
-                }
-                _ => {}
-            }
-        }
-        if !playback.grant_outstanding
-            && stream.priority.is_some()
-            && playback.ring.len() <= settings.low_water_frames
-        {
-            playback.grant_outstanding = true;
-            worker.send(WorkerCommand::Grant { id, chunks: 1 }, capacity, status_ref);
-        }
-    }
-    for (entity, image) in images
-        .read()
-        .map(|m| (m.entity, m.image.clone()))
-        .chain(pending_images.0.drain(..))
-    {
-        let id = entity.to_bits();
-        if worker.streams.contains_key(&id) {
-            let image = Box::new((*image).clone());
-            worker.send(WorkerCommand::SetImage { id, image }, capacity, status_ref);
-        }
-    }
+    pending.0 = waiting;
+}
+
+/// Sends the commands that waited for room in the channel, then counts and logs the ones
+/// evicted from the full overflow (per stream and in [`HeliosWorkerStatus`]).
+pub(super) fn flush_commands(
+    mut worker: ResMut<HeliosWorker>,
+    mut status: ResMut<HeliosWorkerStatus>,
+    mut streams: Query<&mut HeliosStream>,
+) {
     worker.flush();
+    let worker = worker.as_mut();
+    for id in worker.evicted.drain(..) {
+        status.dropped_commands += 1;
+        let entity = id.and_then(|id| worker.streams.get(&id).copied());
+        warn!(
+            "bevy_helios: the worker's command queue is full; a command for {entity:?} was dropped"
+        );
+        if let Some(mut stream) = entity.and_then(|e| streams.get_mut(e).ok()) {
+            stream.dropped_commands += 1;
+        }
+    }
 }

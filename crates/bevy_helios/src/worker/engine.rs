@@ -1,6 +1,6 @@
-//! What the worker drives: the [`ChunkEngine`] trait, the stream parameters and the chunks it
-//! returns. The implementation on the Helios streaming generator is in
-//! `helios_engine` (which imports this module, not the other way round).
+//! What the worker drives: the [`ChunkEngine`] trait and the chunks it returns (a stream is
+//! asked for with `helios_model`'s [`StreamRequest`]). The implementation on the Helios streaming generator is in
+//! [`helios_engine`](super::helios_engine).
 //!
 //! Several streams share one engine (one loaded model); the worker decides which stream makes
 //! the next chunk.
@@ -8,37 +8,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use helios_model::pipeline::StreamRequest;
+
 use crate::error::HeliosResult;
 use crate::frame::Frame;
 use crate::settings::HeliosBackend;
 
 /// Identifies a stream inside one worker (the plugin uses the screen entity's bits).
 pub type StreamId = u64;
-
-/// What a stream is asked to generate (everything but the prompt, which can change).
-#[derive(Clone, Debug)]
-pub struct StreamSpec {
-    /// First prompt.
-    pub prompt: String,
-    /// Negative prompt (CFG only).
-    pub negative_prompt: Option<String>,
-    /// Frame height in pixels.
-    pub height: usize,
-    /// Frame width in pixels.
-    pub width: usize,
-    /// Denoising steps per pyramid stage (one entry per stage of the checkpoint).
-    pub steps: Vec<usize>,
-    /// CFG scale.
-    pub guidance_scale: f32,
-    /// Seed of this stream.
-    pub seed: u64,
-    /// Amplified first chunk.
-    pub amplify_first_chunk: bool,
-    /// Prompt tokens the text encoder reads (512 in the reference pipelines).
-    pub max_sequence_length: usize,
-    /// Optional I2V conditioning image.
-    pub image: Option<image::RgbImage>,
-}
 
 /// One generated chunk: its frames (RGBA8 rows, or left on the GPU) with their statistics.
 #[derive(Clone, Debug)]
@@ -73,7 +50,7 @@ pub struct EngineConfig {
 /// so it needs no `Send` (burn's modules hold tensors that are not `Sync` on every backend).
 pub trait ChunkEngine {
     /// Creates stream `id` (replacing one with the same id).
-    fn start(&mut self, id: StreamId, spec: StreamSpec) -> HeliosResult<()>;
+    fn start(&mut self, id: StreamId, request: StreamRequest) -> HeliosResult<()>;
     /// Generates the next chunk of stream `id`; returns early with a cancelled model error when
     /// `cancel` is set between two model calls.
     fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> HeliosResult<EngineChunk>;

@@ -16,9 +16,9 @@ use std::sync::atomic::AtomicBool;
 use burn::backend::cuda::CudaDevice;
 use burn::backend::{Cuda, NdArray, Wgpu};
 use burn::tensor::backend::Backend;
-use helios_model::pipeline::{ChunkStream, Conditioning, Frames, HeliosPipeline, StreamRequest};
+use helios_model::pipeline::{ChunkStream, Frames, HeliosPipeline, StreamRequest};
 
-use super::engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId, StreamSpec};
+use super::engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId};
 use crate::error::{HeliosError, HeliosResult};
 use crate::frame::{Frame, texture_side};
 use crate::settings::HeliosBackend;
@@ -175,30 +175,10 @@ fn cuda_driver_present() -> Option<bool> {
     }
 }
 
-/// The generator's request for a stream.
-fn request(spec: StreamSpec) -> StreamRequest {
-    StreamRequest {
-        prompt: spec.prompt,
-        negative_prompt: spec.negative_prompt,
-        height: spec.height,
-        width: spec.width,
-        steps: Some(spec.steps),
-        guidance_scale: Some(spec.guidance_scale),
-        seed: spec.seed,
-        amplify_first_chunk: spec.amplify_first_chunk,
-        conditioning: match spec.image {
-            Some(image) => Conditioning::Image(image),
-            None => Conditioning::None,
-        },
-        max_sequence_length: spec.max_sequence_length,
-        ..StreamRequest::default()
-    }
-}
-
 impl<B: Backend> ChunkEngine for HeliosEngine<B> {
-    fn start(&mut self, id: StreamId, spec: StreamSpec) -> HeliosResult<()> {
+    fn start(&mut self, id: StreamId, request: StreamRequest) -> HeliosResult<()> {
         // Validates first (size multiple, steps per stage, prompt), then encodes the prompt.
-        let stream = ChunkStream::new(self.pipeline.clone(), request(spec))?;
+        let stream = ChunkStream::new(self.pipeline.clone(), request)?;
         self.streams.insert(id, stream);
         Ok(())
     }

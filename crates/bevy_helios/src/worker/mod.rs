@@ -12,7 +12,7 @@
 //! plugin uses the distance to the camera) makes the next chunk; ties go round-robin. A stream
 //! with priority `None` (off-screen) is paused: it keeps its state but makes nothing.
 
-pub mod engine;
+mod engine;
 mod helios_engine;
 #[cfg(test)]
 mod tests;
@@ -26,7 +26,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 
 use crate::error::{HeliosError, HeliosResult};
 use crate::frame::Frame;
-pub use engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId, StreamSpec};
+pub use engine::{ChunkEngine, EngineConfig, StreamId};
+use helios_model::pipeline::StreamRequest;
 use thread::WorkerThread;
 
 /// A request to the worker.
@@ -37,7 +38,7 @@ pub enum WorkerCommand {
         /// The stream.
         id: StreamId,
         /// What to generate.
-        spec: Box<StreamSpec>,
+        request: Box<StreamRequest>,
     },
     /// Drop a stream.
     Stop {
@@ -76,6 +77,21 @@ pub enum WorkerCommand {
     },
     /// Stop everything and end the thread.
     Shutdown,
+}
+
+impl WorkerCommand {
+    /// The stream the command is about (`None` for [`WorkerCommand::Shutdown`]).
+    pub fn stream(&self) -> Option<StreamId> {
+        match self {
+            Self::Start { id, .. }
+            | Self::Stop { id }
+            | Self::SetPrompt { id, .. }
+            | Self::SetImage { id, .. }
+            | Self::SetPriority { id, .. }
+            | Self::Grant { id, .. } => Some(*id),
+            Self::Shutdown => None,
+        }
+    }
 }
 
 /// Something the worker reports.
@@ -184,7 +200,7 @@ impl Worker {
         let handle = std::thread::Builder::new()
             .name("helios-worker".into())
             .spawn(move || thread.run(load))
-            .map_err(|_| HeliosError::WorkerGone)?;
+            .map_err(|e| HeliosError::WorkerSpawn(Arc::new(e)))?;
         Ok(Self {
             commands: Some(cmd_tx),
             events: ev_rx,
@@ -206,6 +222,11 @@ impl Worker {
     /// The next event, without blocking.
     pub fn try_recv(&self) -> Result<WorkerEvent, TryRecvError> {
         self.events.try_recv()
+    }
+
+    /// Whether events wait to be read.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// Cancels the chunk in progress if it belongs to `id` (between two model calls).

@@ -35,21 +35,15 @@ fn priority_nearest_first_then_round_robin_paused_skipped() {
     assert_eq!(pick_next(&s), None);
 }
 
-/// A stream on the embedded tiny model (the settings' defaults).
-fn spec(width: usize) -> Box<StreamSpec> {
-    let s = crate::settings::HeliosSettings::default();
-    Box::new(StreamSpec {
-        prompt: "a lighthouse keeper, calm expression".into(),
-        negative_prompt: None,
-        height: s.height as usize,
-        width,
-        steps: s.steps,
-        guidance_scale: s.guidance_scale,
-        seed: 7,
-        amplify_first_chunk: false,
-        max_sequence_length: s.max_sequence_length,
-        image: None,
-    })
+/// A stream on the embedded tiny model (the settings' defaults) at frame width `width`.
+fn request(width: usize) -> Box<StreamRequest> {
+    let mut params = crate::settings::HeliosSettings::default().generation;
+    params.width = Some(width);
+    params.seed = 7;
+    Box::new(StreamRequest::with_params(
+        "a lighthouse keeper, calm expression",
+        params,
+    ))
 }
 
 fn tiny() -> EngineConfig {
@@ -92,7 +86,7 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
     // 100 is not a multiple of the tiny model's 64: the stream fails, the worker goes on.
     w.try_send(WorkerCommand::Start {
         id: 1,
-        spec: spec(100),
+        request: request(100),
     })
     .unwrap();
     match next_non_progress(&w) {
@@ -104,10 +98,10 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
         }
         other => panic!("{other:?}"),
     }
-    let width = crate::settings::HeliosSettings::default().width as usize;
+    let width = crate::settings::HeliosSettings::default().frame_size().0 as usize;
     w.try_send(WorkerCommand::Start {
         id: 2,
-        spec: spec(width),
+        request: request(width),
     })
     .unwrap();
     w.try_send(WorkerCommand::Grant { id: 2, chunks: 2 })

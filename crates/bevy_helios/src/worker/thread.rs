@@ -155,9 +155,9 @@ impl WorkerThread {
                 Err(panic) => Err(HeliosError::WorkerPanicked(panic_message(&*panic))),
             };
         match command {
-            WorkerCommand::Start { id, spec } => {
-                let spec = *spec;
-                match guarded(&mut || engine.start(id, spec.clone())) {
+            WorkerCommand::Start { id, request } => {
+                let request = *request;
+                match guarded(&mut || engine.start(id, request.clone())) {
                     Ok(()) => {
                         let last_served = self.served;
                         self.streams.insert(

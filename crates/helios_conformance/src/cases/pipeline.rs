@@ -14,7 +14,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use helios_model::config::{PipelineClass, SchedulerConfig};
 use helios_model::pipeline::{
-    Conditioning, DitCall, DrawKind, HeliosPipeline, RecordedDraw, ReplayNoise, StreamRequest,
+    Conditioning, DitCall, DrawKind, GenerationParams, HeliosPipeline, RecordedDraw, ReplayNoise,
+    StreamRequest,
 };
 use image::RgbImage;
 use serde::Deserialize;
@@ -150,19 +151,17 @@ fn request(case: &Case) -> Result<StreamRequest> {
     } else {
         Conditioning::None
     };
-    Ok(StreamRequest {
-        prompt: required(case, "prompt")?,
+    let params = GenerationParams {
         negative_prompt: kwarg(case, "negative_prompt")?,
-        height: required(case, "height")?,
-        width: required(case, "width")?,
+        height: Some(required(case, "height")?),
+        width: Some(required(case, "width")?),
         steps,
         guidance_scale: kwarg(case, "guidance_scale")?,
         seed: 0,
         amplify_first_chunk: kwarg(case, "is_amplify_first_chunk")?.unwrap_or(false),
-        conditioning,
-        max_sequence_length: kwarg(case, "max_sequence_length")?.unwrap_or(512),
-        ..StreamRequest::default()
-    })
+        max_sequence_length: kwarg(case, "max_sequence_length")?,
+    };
+    Ok(StreamRequest { conditioning, ..StreamRequest::with_params(required::<String>(case, "prompt")?, params) })
 }
 
 fn replay(case: &Case) -> Result<ReplayNoise> {
@@ -228,21 +227,11 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
     // The prompt embeddings (checked at the chunk-0 tolerance: the case gives them none).
     let text = pipeline.text_encoder();
     if case.has("prompt_embeds") {
-        lines.push(check(
-            case,
-            "prompt_embeds",
-            text.encode(&[&request.prompt], request.max_sequence_length)?,
-            &tol0,
-        )?);
+        lines.push(check(case, "prompt_embeds", text.encode(&[&request.prompt], request.params.max_sequence_length())?, &tol0)?);
     }
     if case.has("negative_prompt_embeds") {
-        let negative = request.negative_prompt.as_deref().unwrap_or("");
-        lines.push(check(
-            case,
-            "negative_prompt_embeds",
-            text.encode(&[negative], request.max_sequence_length)?,
-            &tol0,
-        )?);
+        let negative = request.params.negative_prompt.as_deref().unwrap_or("");
+        lines.push(check(case, "negative_prompt_embeds", text.encode(&[negative], request.params.max_sequence_length())?, &tol0)?);
     }
 
     let plan = helios_model::pipeline::VideoPlan::new(&pipeline, num_frames)?;

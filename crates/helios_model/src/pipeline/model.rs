@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use super::conditioning::Conditioning;
 use super::denoise::Sampling;
 use super::history::HistoryLayout;
-use super::stream::StreamRequest;
+use super::request::StreamRequest;
 use crate::config::{HeliosCheckpoint, PipelineClass, SchedulerConfig};
 use crate::dit::{HeliosTransformer3DModel, Precision};
 use crate::error::{Error, Result};
@@ -274,8 +274,9 @@ impl<B: Backend> HeliosPipeline<B> {
     /// cannot take. Nothing is computed before this passes.
     pub fn resolve(&self, request: &StreamRequest) -> Result<ResolvedRequest> {
         let bad = |msg: String| Err(Error::InvalidRequest(msg));
+        let params = &request.params;
         check_prompt("prompt", &request.prompt)?;
-        if let Some(n) = &request.negative_prompt {
+        if let Some(n) = &params.negative_prompt {
             if n.len() > MAX_PROMPT_BYTES {
                 return bad(format!(
                     "the negative prompt is {} bytes; the limit is {MAX_PROMPT_BYTES}",
@@ -284,17 +285,15 @@ impl<B: Backend> HeliosPipeline<B> {
             }
         }
         let m = self.size_multiple();
-        for (name, v) in [("height", request.height), ("width", request.width)] {
+        let (height, width) = params.size();
+        for (name, v) in [("height", height), ("width", width)] {
             if v == 0 || v % m != 0 || v > MAX_SIDE {
                 return bad(format!(
                     "{name} {v} is not usable: it must be a positive multiple of {m} (VAE factor x patch x pyramid) up to {MAX_SIDE}"
                 ));
             }
         }
-        let steps = request
-            .steps
-            .clone()
-            .unwrap_or_else(|| self.default_steps());
+        let steps = params.steps.clone().unwrap_or_else(|| self.default_steps());
         let stages = self.stages();
         if steps.len() != stages {
             return bad(format!(
@@ -307,9 +306,7 @@ impl<B: Backend> HeliosPipeline<B> {
                 "{s} steps in a stage; each stage takes 1 to {MAX_STEPS}"
             ));
         }
-        let guidance_scale = request
-            .guidance_scale
-            .unwrap_or_else(|| self.default_guidance());
+        let guidance_scale = params.guidance_scale.unwrap_or_else(|| self.default_guidance());
         if !guidance_scale.is_finite() || guidance_scale < 0.0 {
             return bad(format!(
                 "guidance scale {guidance_scale} must be a finite number >= 0"
@@ -329,26 +326,27 @@ impl<B: Backend> HeliosPipeline<B> {
             Conditioning::Video(frames) => frames.iter().try_for_each(check_picture)?,
             Conditioning::None => {}
         }
-        if request.max_sequence_length == 0 || request.max_sequence_length > 4096 {
-            return bad(format!(
-                "max_sequence_length {} must be 1 to 4096",
-                request.max_sequence_length
-            ));
+        let max_sequence_length = params.max_sequence_length();
+        if max_sequence_length == 0 || max_sequence_length > 4096 {
+            return bad(format!("max_sequence_length {max_sequence_length} must be 1 to 4096"));
         }
-        Ok(ResolvedRequest {
-            steps,
-            guidance: self.guidance(guidance_scale),
-        })
+        Ok(ResolvedRequest { height, width, steps, guidance: self.guidance(guidance_scale), max_sequence_length })
     }
 }
 
-/// The parts of a request the checkpoint decides.
+/// The request with every default filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedRequest {
+    /// Frame height in pixels.
+    pub height: usize,
+    /// Frame width in pixels.
+    pub width: usize,
     /// Steps per stage.
     pub steps: Vec<usize>,
     /// Guidance mode.
     pub guidance: GuidanceMode,
+    /// Prompt tokens the text encoder reads.
+    pub max_sequence_length: usize,
 }
 
 /// A prompt must say something and be of a sane size.

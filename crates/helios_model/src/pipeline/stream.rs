@@ -14,67 +14,16 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use image::RgbImage;
 
-use super::conditioning::{Conditioning, ConditioningNoise, prepare_image, prepare_video};
+use super::conditioning::{Conditioning, prepare_image, prepare_video};
 use super::denoise::{ChunkDenoiser, DitCall};
 use super::frames::Frames;
 use super::history::HistoryBuffer;
 use super::model::{HeliosPipeline, ResolvedRequest, check_prompt, stage_lengths};
 use super::noise::{NoiseSource, SeededNoise};
 use super::prompt::{PromptCache, PromptTrack};
+use super::request::StreamRequest;
 use crate::dit::History;
 use crate::error::{Error, Result};
-
-/// What a stream generates. `None` fields take the checkpoint's defaults.
-#[derive(Debug, Clone)]
-pub struct StreamRequest {
-    /// What the video shows.
-    pub prompt: String,
-    /// What it should not show (CFG only; `""` when not given, as the reference does).
-    pub negative_prompt: Option<String>,
-    /// Frame height in pixels.
-    pub height: usize,
-    /// Frame width in pixels.
-    pub width: usize,
-    /// Denoising steps per stage (`None`: the checkpoint default, e.g. `[2, 2, 2]` for Distilled).
-    pub steps: Option<Vec<usize>>,
-    /// CFG scale (`None`: 1.0 for Distilled, 5.0 otherwise).
-    pub guidance_scale: Option<f32>,
-    /// Seed of the stream's noise.
-    pub seed: u64,
-    /// DMD's amplified first chunk (twice the steps on chunk 0).
-    pub amplify_first_chunk: bool,
-    /// T2V, I2V or V2V.
-    pub conditioning: Conditioning,
-    /// Prompt tokens read by the text encoder (512 in the real pipelines).
-    pub max_sequence_length: usize,
-    /// Noise put on conditioning latents.
-    pub conditioning_noise: ConditioningNoise,
-}
-
-impl Default for StreamRequest {
-    fn default() -> Self {
-        Self {
-            prompt: String::new(),
-            negative_prompt: None,
-            height: 384,
-            width: 640,
-            steps: None,
-            guidance_scale: None,
-            seed: 0,
-            amplify_first_chunk: false,
-            conditioning: Conditioning::None,
-            max_sequence_length: 512,
-            conditioning_noise: ConditioningNoise::default(),
-        }
-    }
-}
-
-impl StreamRequest {
-    /// A request for `prompt` with every other field at its default.
-    pub fn new(prompt: impl Into<String>) -> Self {
-        Self { prompt: prompt.into(), ..Self::default() }
-    }
-}
 
 /// One generated chunk.
 #[derive(Debug, Clone)]
@@ -105,7 +54,7 @@ impl<B: Backend> std::fmt::Debug for ChunkStream<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChunkStream")
             .field("prompt", &self.track.prompt())
-            .field("size", &(self.request.width, self.request.height))
+            .field("size", &(self.resolved.width, self.resolved.height))
             .field("steps", &self.resolved.steps)
             .field("next_chunk", &self.index)
             .finish_non_exhaustive()
@@ -113,9 +62,9 @@ impl<B: Backend> std::fmt::Debug for ChunkStream<B> {
 }
 
 impl<B: Backend> ChunkStream<B> {
-    /// A stream drawing its noise from a generator seeded with `request.seed`.
+    /// A stream drawing its noise from a generator seeded with `request.params.seed`.
     pub fn new(pipeline: Arc<HeliosPipeline<B>>, request: StreamRequest) -> Result<Self> {
-        let noise = Box::new(SeededNoise::new(request.seed));
+        let noise = Box::new(SeededNoise::new(request.params.seed));
         Self::with_noise(pipeline, request, noise)
     }
 
@@ -128,20 +77,21 @@ impl<B: Backend> ChunkStream<B> {
     ) -> Result<Self> {
         let resolved = pipeline.resolve(&request)?;
         let device = pipeline.device().clone();
-        let mut prompts = PromptCache::new(request.max_sequence_length);
+        let tokens = resolved.max_sequence_length;
+        let mut prompts = PromptCache::new(tokens);
         let cond = prompts.get(pipeline.text_encoder(), &request.prompt)?;
         let uncond = if resolved.guidance.needs_uncond() {
-            let negative = request.negative_prompt.as_deref().unwrap_or("");
-            Some(pipeline.text_encoder().encode(&[negative], request.max_sequence_length)?)
+            let negative = request.params.negative_prompt.as_deref().unwrap_or("");
+            Some(pipeline.text_encoder().encode(&[negative], tokens)?)
         } else {
             None
         };
         let layout = pipeline.layout();
-        let (h, w) = pipeline.latent_size(request.height, request.width);
+        let (h, w) = pipeline.latent_size(resolved.height, resolved.width);
         let channels = pipeline.checkpoint().transformer.in_channels;
         let mut history = HistoryBuffer::zeros(layout, channels, h, w, &device);
         let vae = pipeline.vae();
-        let (height, width, sigmas) = (request.height, request.width, request.conditioning_noise);
+        let (height, width, sigmas) = (resolved.height, resolved.width, request.conditioning_noise);
         let prepared = match &request.conditioning {
             Conditioning::None => None,
             Conditioning::Image(img) => {
@@ -172,6 +122,11 @@ impl<B: Backend> ChunkStream<B> {
         &self.request
     }
 
+    /// The request with the checkpoint's defaults filled in.
+    pub fn resolved(&self) -> &ResolvedRequest {
+        &self.resolved
+    }
+
     /// Steps per stage in use.
     pub fn steps(&self) -> &[usize] {
         &self.resolved.steps
@@ -193,7 +148,7 @@ impl<B: Backend> ChunkStream<B> {
         let prefix = match &self.prefix {
             Some(prefix) => prefix.clone(),
             None => {
-                let (h, w) = p.latent_size(self.request.height, self.request.width);
+                let (h, w) = p.latent_size(self.resolved.height, self.resolved.width);
                 Tensor::zeros([1, p.checkpoint().transformer.in_channels, 1, h, w], p.device())
             }
         };
@@ -238,8 +193,8 @@ impl<B: Backend> ChunkStream<B> {
         let prepared = prepare_image(
             p.vae(),
             &image,
-            self.request.height,
-            self.request.width,
+            self.resolved.height,
+            self.resolved.width,
             p.layout().chunk,
             self.request.conditioning_noise,
             self.noise.as_mut(),
@@ -250,7 +205,7 @@ impl<B: Backend> ChunkStream<B> {
     }
 
     fn amplify_now(&self) -> bool {
-        self.request.amplify_first_chunk && self.index == 0
+        self.request.params.amplify_first_chunk && self.index == 0
     }
 
     /// Generates the next chunk. See [`ChunkStream::next_chunk_observed`].
@@ -268,7 +223,7 @@ impl<B: Backend> ChunkStream<B> {
     ) -> Result<VideoChunk<B>> {
         let p = self.pipeline.clone();
         let channels = p.checkpoint().transformer.in_channels;
-        let (h, w) = p.latent_size(self.request.height, self.request.width);
+        let (h, w) = p.latent_size(self.resolved.height, self.resolved.width);
         let layout = p.layout();
         let denoiser = ChunkDenoiser {
             dit: p.transformer(),

@@ -12,7 +12,8 @@ use super::denoise::DitCall;
 use super::frames::Frames;
 use super::model::HeliosPipeline;
 use super::noise::NoiseSource;
-use super::stream::{ChunkStream, StreamRequest, VideoChunk};
+use super::request::StreamRequest;
+use super::stream::{ChunkStream, VideoChunk};
 use crate::error::{Error, Result};
 
 /// How many chunks a video takes and how many of each chunk's frames it keeps.
@@ -53,7 +54,7 @@ pub struct GeneratedVideo<B: Backend> {
 
 impl<B: Backend> HeliosPipeline<B> {
     /// Generates `num_frames` frames (rounded as the reference does: whole chunks of 33, trimmed to
-    /// `4k + 1`) with noise seeded by `request.seed`.
+    /// `4k + 1`) with noise seeded by `request.params.seed`.
     pub fn generate(
         self: &Arc<Self>,
         request: StreamRequest,
