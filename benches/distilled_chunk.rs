@@ -11,11 +11,16 @@ use helios_model::pipeline::{ChunkStream, GenerationParams, HeliosPipeline, Stre
 
 type B = NdArray<f32>;
 
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/helios_model/embedded/tiny-helios");
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/crates/helios_model/embedded/tiny-helios"
+);
 
 fn distilled_chunk(c: &mut Criterion) {
     let device = Default::default();
-    let pipeline = Arc::new(HeliosPipeline::<B>::load(MODEL.as_ref(), &device).expect("the embedded model loads"));
+    let pipeline = Arc::new(
+        HeliosPipeline::<B>::load(MODEL.as_ref(), &device).expect("the embedded model loads"),
+    );
     let params = GenerationParams {
         height: Some(128),
         width: Some(128),
@@ -29,7 +34,15 @@ fn distilled_chunk(c: &mut Criterion) {
     c.bench_function("distilled_first_chunk_128x128", |b| {
         b.iter_batched(
             || ChunkStream::new(pipeline.clone(), request.clone()).expect("the request is valid"),
-            |mut stream| stream.next_chunk(&cancel).expect("the chunk runs").frames.tensor().clone().into_data(),
+            |mut stream| {
+                stream
+                    .next_chunk(&cancel)
+                    .expect("the chunk runs")
+                    .frames
+                    .tensor()
+                    .clone()
+                    .into_data()
+            },
             BatchSize::PerIteration,
         )
     });

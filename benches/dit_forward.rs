@@ -13,10 +13,14 @@ use helios_model::pipeline::HistoryLayout;
 
 type B = NdArray<f32>;
 
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/helios_model/embedded/tiny-helios");
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/crates/helios_model/embedded/tiny-helios"
+);
 
 fn input(device: &NdArrayDevice) -> DitInput<B> {
-    let normal = |shape: [usize; 5]| Tensor::<B, 5>::random(shape, Distribution::Normal(0.0, 1.0), device);
+    let normal =
+        |shape: [usize; 5]| Tensor::<B, 5>::random(shape, Distribution::Normal(0.0, 1.0), device);
     let indices = HistoryLayout::default().indices();
     DitInput {
         hidden_states: normal([1, 16, 9, 16, 16]),
@@ -24,20 +28,37 @@ fn input(device: &NdArrayDevice) -> DitInput<B> {
         encoder_hidden_states: Tensor::random([1, 16, 32], Distribution::Normal(0.0, 1.0), device),
         indices: indices.current,
         history: Some(History {
-            short: HistoryTerm { latents: normal([1, 16, 2, 16, 16]), indices: indices.short },
-            mid: Some(HistoryTerm { latents: normal([1, 16, 2, 16, 16]), indices: indices.mid }),
-            long: Some(HistoryTerm { latents: normal([1, 16, 16, 16, 16]), indices: indices.long }),
+            short: HistoryTerm {
+                latents: normal([1, 16, 2, 16, 16]),
+                indices: indices.short,
+            },
+            mid: Some(HistoryTerm {
+                latents: normal([1, 16, 2, 16, 16]),
+                indices: indices.mid,
+            }),
+            long: Some(HistoryTerm {
+                latents: normal([1, 16, 16, 16, 16]),
+                indices: indices.long,
+            }),
         }),
     }
 }
 
 fn dit_forward(c: &mut Criterion) {
     let device = Default::default();
-    let dit = HeliosTransformer3DModel::<B>::load(&Path::new(MODEL).join("transformer"), &device, &mut |_| {})
-        .expect("the embedded model's transformer loads");
+    let dit = HeliosTransformer3DModel::<B>::load(
+        &Path::new(MODEL).join("transformer"),
+        &device,
+        &mut |_| {},
+    )
+    .expect("the embedded model's transformer loads");
     let input = input(&device);
     c.bench_function("dit_forward_transformer_full_shape", |b| {
-        b.iter(|| dit.forward(input.clone()).expect("forward runs").into_data())
+        b.iter(|| {
+            dit.forward(input.clone())
+                .expect("forward runs")
+                .into_data()
+        })
     });
 }
 

@@ -10,14 +10,23 @@ use helios_model::vae::WanVae;
 
 type B = NdArray<f32>;
 
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/helios_model/embedded/tiny-helios");
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/crates/helios_model/embedded/tiny-helios"
+);
 
 fn vae_decode(c: &mut Criterion) {
     let device = Default::default();
-    let vae = WanVae::<B>::load(&Path::new(MODEL).join("vae"), &device).expect("the embedded model's VAE loads");
-    let latents = Tensor::<B, 5>::random([1, 16, 9, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+    let vae = WanVae::<B>::load(&Path::new(MODEL).join("vae"), &device)
+        .expect("the embedded model's VAE loads");
+    let latents =
+        Tensor::<B, 5>::random([1, 16, 9, 16, 16], Distribution::Normal(0.0, 1.0), &device);
     c.bench_function("vae_decode_chunk_128x128", |b| {
-        b.iter(|| vae.decode(latents.clone()).expect("decode runs").into_data())
+        b.iter(|| {
+            vae.decode(latents.clone())
+                .expect("decode runs")
+                .into_data()
+        })
     });
 }
 

@@ -6,10 +6,10 @@
 use bevy::prelude::*;
 use bevy_helios::prelude::*;
 use clap::Parser;
-use helios_examples::{DemoArgs, window_plugins};
 use helios_examples::scene::{
     Caption, camera_transform, spawn_npc_face, switch_emotion, update_caption,
 };
+use helios_examples::{DemoArgs, window_plugins};
 
 fn main() {
     let args = DemoArgs::parse();

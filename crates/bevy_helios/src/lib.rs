@@ -43,6 +43,7 @@ pub mod bench_support {
 
 /// What a game needs: the plugin, its settings, the components, the messages and the sets.
 pub mod prelude {
+    pub use crate::precision::HeliosPrecision;
     pub use crate::{
         ChunkReady, GenerationParams, GpuSharing, HeliosBackend, HeliosLight, HeliosPlugin,
         HeliosScreen, HeliosSettings, HeliosStream, HeliosStreamStatus, HeliosSystems,
@@ -50,5 +51,4 @@ pub mod prelude {
         SetConditioningImage, StartStream, StopStream, StreamStarted, StreamStopped, UploadPath,
         helios_ready,
     };
-    pub use crate::precision::HeliosPrecision;
 }

@@ -90,7 +90,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let request = StreamRequest::with_params(args.prompt.clone(), args.model.params(args.seed));
     let dir = args.model.dir()?;
     with_backend!(args.model.backend, |device: B| {
-        let pipeline = Arc::new(load_pipeline::<B>(&dir, &device, args.model.precision::<B>(&device))?);
+        let pipeline = Arc::new(load_pipeline::<B>(
+            &dir,
+            &device,
+            args.model.precision::<B>(&device),
+        )?);
         bench::<B>(&pipeline, &request, args)
     })
 }

@@ -45,13 +45,32 @@ fn run_all<B: Backend>(fixture_dir: &Path, names: &[String], device: &B::Device)
 }
 
 /// Runs the cases (all of them when `cases` is empty).
-pub fn run(fixture_dir: &Path, backend: BackendChoice, cases: &[String]) -> anyhow::Result<ExitCode> {
-    let names = if cases.is_empty() { case_names(fixture_dir)? } else { cases.to_vec() };
-    let tally = with_backend!(backend, |device: B| run_all::<B>(fixture_dir, &names, &device));
+pub fn run(
+    fixture_dir: &Path,
+    backend: BackendChoice,
+    cases: &[String],
+) -> anyhow::Result<ExitCode> {
+    let names = if cases.is_empty() {
+        case_names(fixture_dir)?
+    } else {
+        cases.to_vec()
+    };
+    let tally = with_backend!(backend, |device: B| run_all::<B>(
+        fixture_dir,
+        &names,
+        &device
+    ));
     if tally.skipped > 0 {
-        println!("{} passed, {} failed, {} skipped", tally.passed, tally.failed, tally.skipped);
+        println!(
+            "{} passed, {} failed, {} skipped",
+            tally.passed, tally.failed, tally.skipped
+        );
     } else {
         println!("{} passed, {} failed", tally.passed, tally.failed);
     }
-    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

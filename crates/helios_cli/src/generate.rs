@@ -16,7 +16,9 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use clap::Args;
 use helios_model::pipeline::model::check_prompt;
-use helios_model::pipeline::{ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest, VideoPlan};
+use helios_model::pipeline::{
+    ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest, VideoPlan,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::{ModelArgs, load_pipeline};
@@ -102,16 +104,26 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         (None, Some(path)) => Conditioning::Video(read_video(path, width, height)?),
         (None, None) => Conditioning::None,
     };
-    let request = StreamRequest { conditioning, ..StreamRequest::with_params(args.prompt.clone(), params) };
+    let request = StreamRequest {
+        conditioning,
+        ..StreamRequest::with_params(args.prompt.clone(), params)
+    };
     install_interrupt();
     let dir = args.model.dir()?;
     let start = Instant::now();
     let summary = with_backend!(args.model.backend, |device: B| {
-        let pipeline = Arc::new(load_pipeline::<B>(&dir, &device, args.model.precision::<B>(&device))?);
+        let pipeline = Arc::new(load_pipeline::<B>(
+            &dir,
+            &device,
+            args.model.precision::<B>(&device),
+        )?);
         match generate::<B>(pipeline, request, args.frames, &target, &INTERRUPTED) {
             Ok(summary) => summary,
             Err(_) if INTERRUPTED.load(Ordering::Acquire) => {
-                bail!("interrupted: nothing was written to {}", target.path().display())
+                bail!(
+                    "interrupted: nothing was written to {}",
+                    target.path().display()
+                )
             }
             Err(e) => return Err(e),
         }
@@ -130,7 +142,9 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
 
 fn chunk_bar(index: usize, chunks: usize, len: usize) -> Result<ProgressBar> {
     let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps, {msg} ({elapsed})")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} steps, {msg} ({elapsed})",
+    )?);
     bar.set_prefix(format!("chunk {}/{chunks}", index + 1));
     bar.set_message("starting");
     Ok(bar)
@@ -158,7 +172,12 @@ fn generate<B: Backend>(
             if bar.position() >= bar.length().unwrap_or(0) {
                 bar.set_message("VAE decode");
             } else {
-                bar.set_message(format!("stage {}/{stages} step {}/{}", call.stage + 1, call.step + 1, call.steps_in_stage));
+                bar.set_message(format!(
+                    "stage {}/{stages} step {}/{}",
+                    call.stage + 1,
+                    call.step + 1,
+                    call.steps_in_stage
+                ));
             }
         });
         let chunk = match chunk {
@@ -178,5 +197,9 @@ fn generate<B: Backend>(
         bar.finish_with_message(format!("{written}/{} frames written", plan.frames));
     }
     sink.finish()?;
-    Ok(Summary { frames: written, width, height })
+    Ok(Summary {
+        frames: written,
+        width,
+        height,
+    })
 }

@@ -13,8 +13,11 @@ use helios_model::weights::SafetensorsSet;
 use serde_json::Value;
 
 /// The components with weights: (folder, safetensors stem).
-const WEIGHTED: [(&str, &str); 3] =
-    [("text_encoder", "model"), ("transformer", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model")];
+const WEIGHTED: [(&str, &str); 3] = [
+    ("text_encoder", "model"),
+    ("transformer", "diffusion_pytorch_model"),
+    ("vae", "diffusion_pytorch_model"),
+];
 
 /// Parameter and byte counts of one component.
 #[derive(Debug, Default)]
@@ -29,7 +32,10 @@ struct Weights {
 
 fn weights(part: &'static str, dir: &Path, stem: &str) -> Result<Weights> {
     let set = SafetensorsSet::open(part, dir, stem)?;
-    let mut w = Weights { tensor_bytes: set.total_bytes(), ..Weights::default() };
+    let mut w = Weights {
+        tensor_bytes: set.total_bytes(),
+        ..Weights::default()
+    };
     let mut files: BTreeSet<PathBuf> = BTreeSet::new();
     for key in set.keys() {
         let n: usize = set.shape(key).map_or(0, |s| s.iter().product());
@@ -44,7 +50,9 @@ fn weights(part: &'static str, dir: &Path, stem: &str) -> Result<Weights> {
         }
     }
     for f in &files {
-        w.file_bytes += std::fs::metadata(f).with_context(|| format!("cannot stat {}", f.display()))?.len();
+        w.file_bytes += std::fs::metadata(f)
+            .with_context(|| format!("cannot stat {}", f.display()))?
+            .len();
     }
     Ok(w)
 }
@@ -71,7 +79,8 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
@@ -82,7 +91,8 @@ fn indent(text: &str) -> String {
 /// Runs `helios info` on a checkpoint folder.
 pub fn run(dir: &Path) -> Result<()> {
     let mut out = String::new();
-    let checkpoint = HeliosCheckpoint::from_dir(dir).with_context(|| format!("{} is not a Helios checkpoint", dir.display()))?;
+    let checkpoint = HeliosCheckpoint::from_dir(dir)
+        .with_context(|| format!("{} is not a Helios checkpoint", dir.display()))?;
     let index = read_json(&dir.join("model_index.json"))?;
     let class_of = |part: &str| index[part][1].as_str().unwrap_or("?").to_owned();
     let yes = |b: bool| if b { "yes" } else { "no" };
@@ -101,21 +111,49 @@ pub fn run(dir: &Path) -> Result<()> {
         let part_dir = dir.join(part);
         let w = weights(part, &part_dir, stem)?;
         writeln!(out, "\n{part}: {}", class_of(part))?;
-        writeln!(out, "  parameters: {} ({}, {} tensors)", w.params, human_count(w.params), w.tensors)?;
+        writeln!(
+            out,
+            "  parameters: {} ({}, {} tensors)",
+            w.params,
+            human_count(w.params),
+            w.tensors
+        )?;
         for (dtype, (tensors, params)) in &w.dtypes {
-            writeln!(out, "  dtype {dtype}: {tensors} tensors, {} parameters", human_count(*params))?;
+            writeln!(
+                out,
+                "  dtype {dtype}: {tensors} tensors, {} parameters",
+                human_count(*params)
+            )?;
         }
-        writeln!(out, "  on disk: {} ({} of tensor data)", human_bytes(w.file_bytes), human_bytes(w.tensor_bytes as u64))?;
+        writeln!(
+            out,
+            "  on disk: {} ({} of tensor data)",
+            human_bytes(w.file_bytes),
+            human_bytes(w.tensor_bytes as u64)
+        )?;
         let config = read_json(&part_dir.join("config.json"))?;
-        write!(out, "  config:\n{}", indent(&serde_json::to_string_pretty(&config)?))?;
+        write!(
+            out,
+            "  config:\n{}",
+            indent(&serde_json::to_string_pretty(&config)?)
+        )?;
         total_params += w.params;
         total_bytes += w.file_bytes;
     }
     writeln!(out, "\ntokenizer: {}", class_of("tokenizer"))?;
     writeln!(out, "\nscheduler: {}", class_of("scheduler"))?;
     let config = read_json(&dir.join("scheduler/scheduler_config.json"))?;
-    write!(out, "  config:\n{}", indent(&serde_json::to_string_pretty(&config)?))?;
-    writeln!(out, "\ntotal: {total_params} parameters ({}), {} of weights on disk", human_count(total_params), human_bytes(total_bytes))?;
+    write!(
+        out,
+        "  config:\n{}",
+        indent(&serde_json::to_string_pretty(&config)?)
+    )?;
+    writeln!(
+        out,
+        "\ntotal: {total_params} parameters ({}), {} of weights on disk",
+        human_count(total_params),
+        human_bytes(total_bytes)
+    )?;
     // One write, so `helios info | head` ends quietly instead of failing on a closed pipe.
     match std::io::stdout().write_all(out.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),

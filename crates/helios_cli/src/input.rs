@@ -15,9 +15,12 @@ pub fn read_image(path: &Path) -> Result<RgbImage> {
         .with_context(|| format!("cannot open the image {}", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("cannot read the image {}", path.display()))?;
-    let image = reader
-        .decode()
-        .with_context(|| format!("cannot decode {} as an image (PNG, JPEG or GIF)", path.display()))?;
+    let image = reader.decode().with_context(|| {
+        format!(
+            "cannot decode {} as an image (PNG, JPEG or GIF)",
+            path.display()
+        )
+    })?;
     if image.width() == 0 || image.height() == 0 {
         bail!("the image {} is empty (0 pixels)", path.display());
     }
@@ -39,7 +42,10 @@ pub fn read_video(path: &Path, width: usize, height: usize) -> Result<Vec<RgbIma
             .filter(|p| p.is_file() && is_frame_file(p))
             .collect();
         if files.is_empty() {
-            bail!("the video folder {} holds no .png / .jpg frames", path.display());
+            bail!(
+                "the video folder {} holds no .png / .jpg frames",
+                path.display()
+            );
         }
         files.sort();
         return files.iter().map(|f| read_image(f)).collect();
@@ -63,7 +69,15 @@ fn decode_with_ffmpeg(path: &Path, width: usize, height: usize) -> Result<Vec<Rg
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-i"])
         .arg(path)
-        .args(["-vf", &format!("scale={width}:{height}"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args([
+            "-vf",
+            &format!("scale={width}:{height}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
         .stdin(Stdio::null())
         .output()
         .context("cannot run ffmpeg")?;

@@ -54,7 +54,10 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,helios=info"));
     // Fails only if a subscriber is already installed, which then keeps receiving the events.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -67,7 +70,11 @@ fn main() -> ExitCode {
             .and_then(|dir| info::run(&dir))
             .map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Check { fixture_dir, backend, cases } => check::run(&fixture_dir, backend, &cases),
+        Command::Check {
+            fixture_dir,
+            backend,
+            cases,
+        } => check::run(&fixture_dir, backend, &cases),
     };
     match result {
         Ok(code) => code,

@@ -40,12 +40,20 @@ pub struct OutputTarget {
 
 /// Whether `ffmpeg` runs here.
 pub fn ffmpeg_available() -> bool {
-    Command::new("ffmpeg").arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// `libx264` when this `ffmpeg` has it, else `mpeg4`.
 fn ffmpeg_codec() -> &'static str {
-    let encoders = Command::new("ffmpeg").args(["-hide_banner", "-encoders"]).stderr(Stdio::null()).output();
+    let encoders = Command::new("ffmpeg")
+        .args(["-hide_banner", "-encoders"])
+        .stderr(Stdio::null())
+        .output();
     match encoders {
         Ok(out) if String::from_utf8_lossy(&out.stdout).contains(" libx264 ") => "libx264",
         _ => "mpeg4",
@@ -61,7 +69,9 @@ impl OutputTarget {
             _ if path.is_dir() => OutputKind::Folder,
             None => OutputKind::Folder,
             Some("gif") => OutputKind::Gif,
-            Some("mp4") if ffmpeg_available() => OutputKind::Mp4 { codec: ffmpeg_codec() },
+            Some("mp4") if ffmpeg_available() => OutputKind::Mp4 {
+                codec: ffmpeg_codec(),
+            },
             Some("mp4") => bail!(
                 "writing {} needs `ffmpeg` on PATH, and it was not found: install ffmpeg, or write a .gif \
                  or a folder of PNGs (a path without extension) instead",
@@ -75,23 +85,39 @@ impl OutputTarget {
         if kind == OutputKind::Folder && path.exists() && !path.is_dir() {
             bail!("{} exists and is not a folder", path.display());
         }
-        let target = Self { path: path.to_path_buf(), kind };
+        let target = Self {
+            path: path.to_path_buf(),
+            kind,
+        };
         let dir = target.staging_parent();
         if !dir.is_dir() {
-            bail!("cannot write {}: the folder {} does not exist", path.display(), dir.display());
+            bail!(
+                "cannot write {}: the folder {} does not exist",
+                path.display(),
+                dir.display()
+            );
         }
         // Proves the folder takes new files; the probe is removed when dropped.
         Builder::new()
             .prefix(".helios-probe-")
             .tempfile_in(&dir)
-            .with_context(|| format!("cannot write {}: the folder {} is not writable", path.display(), dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot write {}: the folder {} is not writable",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
         if target.kind == OutputKind::Folder && path.is_dir() {
             let old_frames = std::fs::read_dir(path)
                 .with_context(|| format!("cannot list {}", path.display()))?
                 .filter_map(|e| e.ok())
                 .any(|e| e.file_name().to_string_lossy().starts_with("frame_"));
             if old_frames {
-                bail!("{} already holds frame_*.png files; pick an empty or new folder", path.display());
+                bail!(
+                    "{} already holds frame_*.png files; pick an empty or new folder",
+                    path.display()
+                );
             }
         }
         Ok(target)
@@ -115,7 +141,10 @@ impl OutputTarget {
     }
 
     fn staging_prefix(&self) -> String {
-        let name = self.path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
         format!(".{name}.part-")
     }
 
@@ -138,12 +167,27 @@ impl OutputTarget {
         match self.kind {
             OutputKind::Mp4 { codec } => {
                 let tmp = self.staging_file(".mp4")?;
-                Ok(Box::new(Mp4Sink::start(tmp, self.path.clone(), codec, width, height)?))
+                Ok(Box::new(Mp4Sink::start(
+                    tmp,
+                    self.path.clone(),
+                    codec,
+                    width,
+                    height,
+                )?))
             }
-            OutputKind::Gif => Ok(Box::new(GifSink::new(self.staging_file(".gif")?, self.path.clone())?)),
+            OutputKind::Gif => Ok(Box::new(GifSink::new(
+                self.staging_file(".gif")?,
+                self.path.clone(),
+            )?)),
             OutputKind::Folder => {
-                let tmp = Builder::new().prefix(&self.staging_prefix()).tempdir_in(self.staging_parent())?;
-                Ok(Box::new(FolderSink { tmp, target: self.path.clone(), count: 0 }))
+                let tmp = Builder::new()
+                    .prefix(&self.staging_prefix())
+                    .tempdir_in(self.staging_parent())?;
+                Ok(Box::new(FolderSink {
+                    tmp,
+                    target: self.path.clone(),
+                    count: 0,
+                }))
             }
         }
     }
@@ -166,12 +210,34 @@ struct Mp4Sink {
 }
 
 impl Mp4Sink {
-    fn start(tmp: NamedTempFile, target: PathBuf, codec: &str, width: u32, height: u32) -> Result<Self> {
+    fn start(
+        tmp: NamedTempFile,
+        target: PathBuf,
+        codec: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<Self> {
         let tmp = tmp.into_temp_path();
         let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-            .args(["-s", &format!("{width}x{height}"), "-r", &FPS.to_string(), "-i", "-"])
-            .args(["-pix_fmt", "yuv420p", "-c:v", codec]);
+        cmd.args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+        ])
+        .args([
+            "-s",
+            &format!("{width}x{height}"),
+            "-r",
+            &FPS.to_string(),
+            "-i",
+            "-",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:v", codec]);
         if codec == "mpeg4" {
             cmd.args(["-q:v", "3"]);
         }
@@ -183,7 +249,12 @@ impl Mp4Sink {
             .spawn()
             .context("cannot start ffmpeg")?;
         let stdin = child.stdin.take();
-        Ok(Self { tmp: Some(tmp), target, child: Some(child), stdin })
+        Ok(Self {
+            tmp: Some(tmp),
+            target,
+            child: Some(child),
+            stdin,
+        })
     }
 
     /// ffmpeg's error output, when it has stopped.
@@ -198,13 +269,18 @@ impl Mp4Sink {
 
 impl FrameSink for Mp4Sink {
     fn write(&mut self, frame: &RgbImage) -> Result<()> {
-        let Some(stdin) = self.stdin.as_mut() else { bail!("ffmpeg's input is already closed") };
+        let Some(stdin) = self.stdin.as_mut() else {
+            bail!("ffmpeg's input is already closed")
+        };
         if let Err(e) = stdin.write_all(frame.as_raw()) {
             self.stdin = None;
             if let Some(child) = self.child.as_mut() {
                 let _ = child.wait();
             }
-            bail!("ffmpeg stopped taking frames ({e}): {}", self.ffmpeg_stderr());
+            bail!(
+                "ffmpeg stopped taking frames ({e}): {}",
+                self.ffmpeg_stderr()
+            );
         }
         Ok(())
     }
@@ -220,8 +296,11 @@ impl FrameSink for Mp4Sink {
             bail!("ffmpeg failed ({status}): {err}");
         }
         self.child = None;
-        let Some(tmp) = self.tmp.take() else { bail!("the video is already finished") };
-        tmp.persist(&self.target).with_context(|| format!("cannot move the video to {}", self.target.display()))?;
+        let Some(tmp) = self.tmp.take() else {
+            bail!("the video is already finished")
+        };
+        tmp.persist(&self.target)
+            .with_context(|| format!("cannot move the video to {}", self.target.display()))?;
         Ok(())
     }
 }
@@ -246,7 +325,9 @@ struct CheckedFile {
 impl CheckedFile {
     fn keep<T>(&self, r: io::Result<T>) -> io::Result<T> {
         if let Err(e) = &r {
-            self.error.borrow_mut().get_or_insert_with(|| io::Error::new(e.kind(), e.to_string()));
+            self.error
+                .borrow_mut()
+                .get_or_insert_with(|| io::Error::new(e.kind(), e.to_string()));
         }
         r
     }
@@ -283,20 +364,32 @@ impl GifSink {
     fn new(tmp: NamedTempFile, target: PathBuf) -> Result<Self> {
         let (file, tmp) = tmp.into_parts();
         let error = Rc::new(RefCell::new(None));
-        let out = CheckedFile { inner: BufWriter::new(file), error: error.clone() };
+        let out = CheckedFile {
+            inner: BufWriter::new(file),
+            error: error.clone(),
+        };
         // Speed 10 of 1..=30: a good palette at a fraction of the slowest setting's time.
         let mut encoder = GifEncoder::new_with_speed(out, 10);
         encoder.set_repeat(Repeat::Infinite)?;
-        Ok(Self { encoder: Some(encoder), error, tmp, target })
+        Ok(Self {
+            encoder: Some(encoder),
+            error,
+            tmp,
+            target,
+        })
     }
 }
 
 impl FrameSink for GifSink {
     fn write(&mut self, frame: &RgbImage) -> Result<()> {
-        let Some(encoder) = self.encoder.as_mut() else { bail!("the GIF is already finished") };
+        let Some(encoder) = self.encoder.as_mut() else {
+            bail!("the GIF is already finished")
+        };
         let rgba: RgbaImage = image::DynamicImage::ImageRgb8(frame.clone()).into_rgba8();
         let delay = Delay::from_numer_denom_ms(1000, FPS);
-        encoder.encode_frame(Frame::from_parts(rgba, 0, 0, delay)).context("writing a GIF frame")?;
+        encoder
+            .encode_frame(Frame::from_parts(rgba, 0, 0, delay))
+            .context("writing a GIF frame")?;
         Ok(())
     }
 
@@ -306,7 +399,8 @@ impl FrameSink for GifSink {
             return Err(e).context("writing the GIF");
         }
         let GifSink { tmp, target, .. } = *self;
-        tmp.persist(&target).with_context(|| format!("cannot move the GIF to {}", target.display()))?;
+        tmp.persist(&target)
+            .with_context(|| format!("cannot move the GIF to {}", target.display()))?;
         Ok(())
     }
 }
@@ -326,7 +420,9 @@ pub fn frame_name(i: usize) -> String {
 impl FrameSink for FolderSink {
     fn write(&mut self, frame: &RgbImage) -> Result<()> {
         let path = self.tmp.path().join(frame_name(self.count));
-        frame.save_with_format(&path, image::ImageFormat::Png).with_context(|| format!("writing {}", path.display()))?;
+        frame
+            .save_with_format(&path, image::ImageFormat::Png)
+            .with_context(|| format!("writing {}", path.display()))?;
         self.count += 1;
         Ok(())
     }
@@ -345,7 +441,8 @@ impl FrameSink for FolderSink {
         let staged = tmp.keep();
         if let Err(e) = std::fs::rename(&staged, &target) {
             let _ = std::fs::remove_dir_all(&staged);
-            return Err(e).with_context(|| format!("cannot move the frames to {}", target.display()));
+            return Err(e)
+                .with_context(|| format!("cannot move the frames to {}", target.display()));
         }
         Ok(())
     }

@@ -9,14 +9,23 @@ use image::AnimationDecoder;
 use image::codecs::gif::GifDecoder;
 
 fn helios(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_helios")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_helios"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// A fast generation into `out` with the options of `extra` (each a flag and its value, or a
 /// lone switch), the others at fast test values.
 fn generate(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["generate", "--out", out.to_str().unwrap()];
-    let defaults = [("--prompt", "a red fox in the snow"), ("--height", "64"), ("--width", "64"), ("--steps", "1,1,1"), ("--frames", "33")];
+    let defaults = [
+        ("--prompt", "a red fox in the snow"),
+        ("--height", "64"),
+        ("--width", "64"),
+        ("--steps", "1,1,1"),
+        ("--frames", "33"),
+    ];
     for (flag, value) in defaults {
         if !extra.contains(&flag) {
             args.extend([flag, value]);
@@ -31,7 +40,10 @@ fn stderr(o: &Output) -> String {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -42,12 +54,19 @@ fn fails(dir: &Path, extra: &[&str], needle: &str, keep: &[&str]) {
     let out = generate(&dir.join("out.gif"), extra);
     assert!(!out.status.success(), "{extra:?} should fail");
     let err = stderr(&out);
-    assert!(err.contains(needle), "{extra:?}: expected `{needle}` in: {err}");
+    assert!(
+        err.contains(needle),
+        "{extra:?}: expected `{needle}` in: {err}"
+    );
     assert_eq!(names(dir), keep, "{extra:?} left files behind");
 }
 
 fn write_png(path: &Path, w: u32, h: u32, shade: u8) {
-    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([shade, (x * 4) as u8, (y * 4) as u8])).save(path).unwrap();
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([shade, (x * 4) as u8, (y * 4) as u8])
+    })
+    .save(path)
+    .unwrap();
 }
 
 #[test]
@@ -59,13 +78,38 @@ fn bad_requests_fail_early_and_leave_nothing() {
     fails(d, &["--frames", "0"], "at least 1 frame", &[]);
     fails(d, &["--steps", "2,2"], "2 step counts given", &[]);
     fails(d, &["--steps", "2,0,2"], "0 steps in a stage", &[]);
-    fails(d, &["--max-sequence-length", "0"], "max_sequence_length 0", &[]);
+    fails(
+        d,
+        &["--max-sequence-length", "0"],
+        "max_sequence_length 0",
+        &[],
+    );
     fails(d, &["--guidance=-1"], "guidance scale -1", &[]);
-    let out = helios(&["generate", "--prompt", "   ", "--out", d.join("a.gif").to_str().unwrap()]);
-    assert!(!out.status.success() && stderr(&out).contains("prompt is empty"), "{}", stderr(&out));
+    let out = helios(&[
+        "generate",
+        "--prompt",
+        "   ",
+        "--out",
+        d.join("a.gif").to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("prompt is empty"),
+        "{}",
+        stderr(&out)
+    );
     let huge = "fox ".repeat(5000);
-    let out = helios(&["generate", "--prompt", &huge, "--out", d.join("a.gif").to_str().unwrap()]);
-    assert!(!out.status.success() && stderr(&out).contains("the limit is"), "{}", stderr(&out));
+    let out = helios(&[
+        "generate",
+        "--prompt",
+        &huge,
+        "--out",
+        d.join("a.gif").to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("the limit is"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(names(d), Vec::<String>::new());
 }
 
@@ -75,23 +119,52 @@ fn unreadable_conditioning_fails_early() {
     let d = dir.path();
     fs::write(d.join("bad.png"), b"not a png at all").unwrap();
     let bad = d.join("bad.png");
-    fails(d, &["--image", bad.to_str().unwrap()], "cannot decode", &["bad.png"]);
+    fails(
+        d,
+        &["--image", bad.to_str().unwrap()],
+        "cannot decode",
+        &["bad.png"],
+    );
     let missing = d.join("missing.png");
-    fails(d, &["--image", missing.to_str().unwrap()], "cannot open the image", &["bad.png"]);
+    fails(
+        d,
+        &["--image", missing.to_str().unwrap()],
+        "cannot open the image",
+        &["bad.png"],
+    );
     fs::create_dir(d.join("empty")).unwrap();
     let empty = d.join("empty");
-    fails(d, &["--video", empty.to_str().unwrap()], "holds no .png", &["bad.png", "empty"]);
+    fails(
+        d,
+        &["--video", empty.to_str().unwrap()],
+        "holds no .png",
+        &["bad.png", "empty"],
+    );
     fs::write(d.join("bad.mp4"), b"garbage").unwrap();
     let bad_video = d.join("bad.mp4");
-    let needle = if ffmpeg() { "ffmpeg cannot decode" } else { "needs `ffmpeg`" };
-    fails(d, &["--video", bad_video.to_str().unwrap()], needle, &["bad.mp4", "bad.png", "empty"]);
+    let needle = if ffmpeg() {
+        "ffmpeg cannot decode"
+    } else {
+        "needs `ffmpeg`"
+    };
+    fails(
+        d,
+        &["--video", bad_video.to_str().unwrap()],
+        needle,
+        &["bad.mp4", "bad.png", "empty"],
+    );
     // A readable video that is too short fails once the model is loaded, still before any output.
     fs::create_dir(d.join("short")).unwrap();
     for i in 0..5 {
         write_png(&d.join("short").join(format!("{i:03}.png")), 64, 64, 10 * i);
     }
     let short = d.join("short");
-    fails(d, &["--video", short.to_str().unwrap()], "it needs at least 33", &["bad.mp4", "bad.png", "empty", "short"]);
+    fails(
+        d,
+        &["--video", short.to_str().unwrap()],
+        "it needs at least 33",
+        &["bad.mp4", "bad.png", "empty", "short"],
+    );
 }
 
 #[test]
@@ -101,7 +174,11 @@ fn unwritable_outputs_fail_early() {
     let check = |out: PathBuf, needle: &str| {
         let o = generate(&out, &[]);
         assert!(!o.status.success(), "{} should fail", out.display());
-        assert!(stderr(&o).contains(needle), "expected `{needle}` in: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "expected `{needle}` in: {}",
+            stderr(&o)
+        );
     };
     check(d.join("no/such/folder/out.gif"), "does not exist");
     fs::write(d.join("file"), b"x").unwrap();
@@ -113,24 +190,43 @@ fn unwritable_outputs_fail_early() {
     check(d.join("used"), "already holds frame_");
     // .mp4 without ffmpeg on PATH: a clear error before loading anything.
     let o = Command::new(env!("CARGO_BIN_EXE_helios"))
-        .args(["generate", "--prompt", "fox", "--out", d.join("a.mp4").to_str().unwrap()])
+        .args([
+            "generate",
+            "--prompt",
+            "fox",
+            "--out",
+            d.join("a.mp4").to_str().unwrap(),
+        ])
         .env("PATH", d.join("empty-path"))
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("needs `ffmpeg`") && stderr(&o).contains(".gif"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("needs `ffmpeg`") && stderr(&o).contains(".gif"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(names(d), ["file", "used"]);
     assert_eq!(names(&d.join("used")), ["frame_00000.png"]);
 }
 
 fn ffmpeg() -> bool {
-    Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success())
+    Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Fails the test unless `tool` runs: the MP4 path needs ffmpeg (and ffprobe to read the result back).
 fn require(tool: &str) {
-    let runs = Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success());
-    assert!(runs, "`{tool}` is not installed: install ffmpeg (e.g. `apt-get install ffmpeg`) to run this test");
+    let runs = Command::new(tool)
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        runs,
+        "`{tool}` is not installed: install ffmpeg (e.g. `apt-get install ffmpeg`) to run this test"
+    );
 }
 
 #[test]
@@ -163,7 +259,10 @@ fn writes_gif_and_png_folder_with_the_planned_frames() {
     // Image-to-video from a PNG, into an existing empty folder.
     write_png(&d.join("start.png"), 80, 48, 200);
     fs::create_dir(d.join("i2v")).unwrap();
-    let out = generate(&d.join("i2v"), &["--image", d.join("start.png").to_str().unwrap()]);
+    let out = generate(
+        &d.join("i2v"),
+        &["--image", d.join("start.png").to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(names(&d.join("i2v")).len(), 33);
 
@@ -183,11 +282,23 @@ fn writes_mp4_with_ffmpeg() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrote 65 frames (64x64)"));
     let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&mp4)
         .output()
         .unwrap();
-    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "64,64,65");
     assert_eq!(names(dir.path()), ["fox.mp4"]);
 }
@@ -203,8 +314,23 @@ fn interrupt_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.gif");
     let mut child = Command::new(env!("CARGO_BIN_EXE_helios"))
-        .args(["generate", "--prompt", "a lighthouse at dusk", "--height", "64", "--width", "64"])
-        .args(["--steps", "2,2,2", "--frames", "330", "--out", out.to_str().unwrap()])
+        .args([
+            "generate",
+            "--prompt",
+            "a lighthouse at dusk",
+            "--height",
+            "64",
+            "--width",
+            "64",
+        ])
+        .args([
+            "--steps",
+            "2,2,2",
+            "--frames",
+            "330",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -213,15 +339,29 @@ fn interrupt_leaves_nothing_behind() {
     let watchdog = Instant::now() + Duration::from_secs(600);
     while names(dir.path()).is_empty() {
         assert!(Instant::now() < watchdog, "no partial output appeared");
-        assert!(child.try_wait().unwrap().is_none(), "generate ended before it could be interrupted");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "generate ended before it could be interrupted"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(names(dir.path())[0].starts_with(".out.gif.part-"), "{:?}", names(dir.path()));
-    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(
+        names(dir.path())[0].starts_with(".out.gif.part-"),
+        "{:?}",
+        names(dir.path())
+    );
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(sent.success());
     let output = child.wait_with_output().unwrap();
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("interrupted: nothing was written"), "{err}");
-    assert_eq!(names(dir.path()), Vec::<String>::new(), "partial output left behind");
+    assert_eq!(
+        names(dir.path()),
+        Vec::<String>::new(),
+        "partial output left behind"
+    );
 }

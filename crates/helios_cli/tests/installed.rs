@@ -32,16 +32,40 @@ fn installed_helios(root: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn an_installed_binary_generates_with_its_embedded_model_from_any_folder() {
     let root = tempfile::tempdir().unwrap();
-    let args = ["generate", "--prompt", "a lighthouse", "--height", "64", "--width", "64", "--steps", "1,1,1"];
-    let out = installed_helios(root.path(), &[&args[..], &["--frames", "33", "--out", "out.gif"]].concat());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let args = [
+        "generate",
+        "--prompt",
+        "a lighthouse",
+        "--height",
+        "64",
+        "--width",
+        "64",
+        "--steps",
+        "1,1,1",
+    ];
+    let out = installed_helios(
+        root.path(),
+        &[&args[..], &["--frames", "33", "--out", "out.gif"]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let gif = std::fs::File::open(root.path().join("work/out.gif")).unwrap();
-    let frames = GifDecoder::new(std::io::BufReader::new(gif)).unwrap().into_frames().collect_frames().unwrap();
+    let frames = GifDecoder::new(std::io::BufReader::new(gif))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
     assert_eq!(frames.len(), 33);
     assert_eq!(frames[0].buffer().dimensions(), (64, 64));
     // The model was written into the fresh cache folder, once, complete.
     let cache = root.path().join("home/.cache/helios");
-    let folders: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    let folders: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(folders.len(), 1, "{folders:?}");
     assert!(folders[0].join("model_index.json").is_file());
     assert!(folders[0].join(".complete").is_file());

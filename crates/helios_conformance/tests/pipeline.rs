@@ -20,4 +20,10 @@ macro_rules! pipeline_case {
     };
 }
 
-pipeline_case!(pipe_distilled_t2v, pipe_distilled_i2v, pipe_distilled_v2v, pipe_base_t2v, pipe_mid_t2v);
+pipeline_case!(
+    pipe_distilled_t2v,
+    pipe_distilled_i2v,
+    pipe_distilled_v2v,
+    pipe_base_t2v,
+    pipe_mid_t2v
+);

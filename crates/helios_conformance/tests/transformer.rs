@@ -5,7 +5,11 @@ mod common;
 use burn::backend::{NdArray, Wgpu};
 use common::assert_case;
 
-const CASES: [&str; 3] = ["transformer_full", "transformer_intermediates", "transformer_pyramid_odd"];
+const CASES: [&str; 3] = [
+    "transformer_full",
+    "transformer_intermediates",
+    "transformer_pyramid_odd",
+];
 
 #[test]
 fn transformer_cases_ndarray() {

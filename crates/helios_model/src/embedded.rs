@@ -67,7 +67,9 @@ pub fn default_model_dir() -> Result<PathBuf> {
 /// (`$XDG_CACHE_HOME/helios` or `~/.cache/helios` on Linux, the platform's cache folder
 /// elsewhere, the temporary folder when there is none).
 pub fn model_dir() -> Result<PathBuf> {
-    let root = dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("helios");
+    let root = dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("helios");
     materialise_into(&root)
 }
 
@@ -79,7 +81,10 @@ pub fn materialise_into(root: &Path) -> Result<PathBuf> {
         return Ok(target);
     }
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let staging = root.join(format!(".{NAME}.part-{}-{nanos}", std::process::id()));
     let written = write_files(&staging).and_then(|()| {
         let marker = staging.join(COMPLETE_MARKER);
@@ -151,14 +156,22 @@ mod tests {
                 if path.is_dir() {
                     stack.push(path);
                 } else {
-                    on_disk.push(path.strip_prefix(&folder).unwrap().to_string_lossy().replace('\\', "/"));
+                    on_disk.push(
+                        path.strip_prefix(&folder)
+                            .unwrap()
+                            .to_string_lossy()
+                            .replace('\\', "/"),
+                    );
                 }
             }
         }
         on_disk.sort();
         let mut embedded: Vec<String> = FILES.iter().map(|(name, _)| name.to_string()).collect();
         embedded.sort();
-        assert_eq!(embedded, on_disk, "the FILES table must list every file of embedded/tiny-helios");
+        assert_eq!(
+            embedded, on_disk,
+            "the FILES table must list every file of embedded/tiny-helios"
+        );
     }
 
     #[test]
@@ -170,9 +183,18 @@ mod tests {
             assert_eq!(std::fs::read(dir.join(name)).unwrap(), *bytes, "{name}");
         }
         // A second call finds the folder and leaves no staging folder behind.
-        let modified = std::fs::metadata(dir.join("model_index.json")).unwrap().modified().unwrap();
+        let modified = std::fs::metadata(dir.join("model_index.json"))
+            .unwrap()
+            .modified()
+            .unwrap();
         assert_eq!(materialise_into(root.path()).unwrap(), dir);
-        assert_eq!(std::fs::metadata(dir.join("model_index.json")).unwrap().modified().unwrap(), modified);
+        assert_eq!(
+            std::fs::metadata(dir.join("model_index.json"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            modified
+        );
         let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
         assert_eq!(entries.len(), 1);
     }
@@ -186,7 +208,10 @@ mod tests {
         let dir = materialise_into(root.path()).unwrap();
         assert_eq!(dir, target);
         assert!(dir.join(COMPLETE_MARKER).is_file());
-        assert_eq!(std::fs::read(dir.join("model_index.json")).unwrap(), FILES[1].1);
+        assert_eq!(
+            std::fs::read(dir.join("model_index.json")).unwrap(),
+            FILES[1].1
+        );
     }
 
     #[test]
@@ -194,7 +219,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("not-a-folder");
         std::fs::write(&file, b"x").unwrap();
-        assert!(matches!(materialise_into(&file.join("helios")), Err(Error::Io { .. })));
+        assert!(matches!(
+            materialise_into(&file.join("helios")),
+            Err(Error::Io { .. })
+        ));
     }
 
     #[test]
@@ -202,7 +230,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = materialise_into(root.path()).unwrap();
         let pipeline =
-            crate::pipeline::HeliosPipeline::<crate::TestBackend>::load(&dir, &Default::default()).unwrap();
+            crate::pipeline::HeliosPipeline::<crate::TestBackend>::load(&dir, &Default::default())
+                .unwrap();
         assert!(pipeline.checkpoint().is_distilled);
     }
 }

@@ -86,7 +86,10 @@ impl SafetensorsSet {
             // modified while it is loaded is outside what any loader can guard against.
             #[allow(unsafe_code)]
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-            let corrupt = |source: safetensors::SafeTensorError| Error::Safetensors { path: path.clone(), source };
+            let corrupt = |source: safetensors::SafeTensorError| Error::Safetensors {
+                path: path.clone(),
+                source,
+            };
             // Full validation: header, offsets, and that the data section matches the file length.
             SafeTensors::deserialize(&mmap).map_err(corrupt)?;
             let (header_len, meta) = SafeTensors::read_metadata(&mmap).map_err(corrupt)?;

@@ -47,7 +47,10 @@ const SHARD1: &str = "transformer/diffusion_pytorch_model-00001-of-00002.safeten
 const SHARD2: &str = "transformer/diffusion_pytorch_model-00002-of-00002.safetensors";
 
 /// Rewrites a safetensors file through `edit` on its (name, dtype, shape, bytes) list.
-fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) {
+fn rewrite(
+    path: &Path,
+    edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>),
+) {
     let bytes = std::fs::read(path).expect("read");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
     let mut list: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
@@ -58,7 +61,12 @@ fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, 
     edit(&mut list);
     let views: Vec<(String, safetensors::tensor::TensorView)> = list
         .iter()
-        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("view")))
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("view"),
+            )
+        })
         .collect();
     let out = safetensors::serialize(views, None).expect("serialize");
     std::fs::write(path, out).expect("write");
@@ -80,7 +88,10 @@ fn missing_file_names_the_file() {
         other => panic!("expected Io, got {other:?}"),
     }
     std::fs::remove_file(dir.path().join("vae/config.json")).expect("rm");
-    assert!(matches!(HeliosCheckpoint::from_dir(dir.path()), Err(Error::Io { .. })));
+    assert!(matches!(
+        HeliosCheckpoint::from_dir(dir.path()),
+        Err(Error::Io { .. })
+    ));
 }
 
 #[test]
@@ -100,7 +111,10 @@ fn garbage_header_is_corrupt() {
     let dir = checkpoint();
     let path = dir.path().join(SHARD2);
     std::fs::write(&path, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").expect("write");
-    assert!(matches!(load_dit(dir.path()), Err(Error::Safetensors { .. })));
+    assert!(matches!(
+        load_dit(dir.path()),
+        Err(Error::Safetensors { .. })
+    ));
 }
 
 #[test]
@@ -123,13 +137,18 @@ fn wrong_shape_names_the_tensor() {
     let dir = checkpoint();
     let mut victim = String::new();
     rewrite(&dir.path().join(SHARD2), |list| {
-        let t = list.iter_mut().find(|t| t.0.ends_with("to_q.bias")).expect("a to_q.bias");
+        let t = list
+            .iter_mut()
+            .find(|t| t.0.ends_with("to_q.bias"))
+            .expect("a to_q.bias");
         victim = t.0.clone();
         let n = t.2[0];
         t.2 = vec![n / 2, 2];
     });
     match load_dit(dir.path()) {
-        Err(Error::TensorShape { key, expected, got, .. }) => {
+        Err(Error::TensorShape {
+            key, expected, got, ..
+        }) => {
             assert_eq!(key, victim);
             assert_eq!(expected.len(), 1);
             assert_eq!(got.len(), 2);
@@ -143,7 +162,10 @@ fn missing_key_is_reported() {
     let dir = checkpoint();
     let mut victim = String::new();
     rewrite(&dir.path().join(SHARD2), |list| {
-        let i = list.iter().position(|t| t.0.ends_with("norm_q.weight")).expect("a norm_q");
+        let i = list
+            .iter()
+            .position(|t| t.0.ends_with("norm_q.weight"))
+            .expect("a norm_q");
         victim = list.remove(i).0;
     });
     // The index still lists it: the set itself reports the hole.
@@ -157,10 +179,17 @@ fn missing_key_is_reported() {
 fn extra_key_is_reported() {
     let dir = checkpoint();
     rewrite(&dir.path().join(SHARD2), |list| {
-        list.push(("blocks.0.attn1.surprise.weight".into(), safetensors::Dtype::F32, vec![2], vec![0u8; 8]));
+        list.push((
+            "blocks.0.attn1.surprise.weight".into(),
+            safetensors::Dtype::F32,
+            vec![2],
+            vec![0u8; 8],
+        ));
     });
     match load_dit(dir.path()) {
-        Err(Error::UnexpectedTensors { keys, .. }) => assert_eq!(keys, vec!["blocks.0.attn1.surprise.weight".to_string()]),
+        Err(Error::UnexpectedTensors { keys, .. }) => {
+            assert_eq!(keys, vec!["blocks.0.attn1.surprise.weight".to_string()])
+        }
         other => panic!("expected UnexpectedTensors, got {other:?}"),
     }
 }
@@ -168,7 +197,11 @@ fn extra_key_is_reported() {
 #[test]
 fn malformed_json_names_the_file() {
     let dir = checkpoint();
-    std::fs::write(dir.path().join("transformer/config.json"), "{ \"num_layers\": ").expect("write");
+    std::fs::write(
+        dir.path().join("transformer/config.json"),
+        "{ \"num_layers\": ",
+    )
+    .expect("write");
     match HeliosCheckpoint::from_dir(dir.path()) {
         Err(Error::Json { path, .. }) => assert!(path.ends_with("transformer/config.json")),
         other => panic!("expected Json, got {other:?}"),
@@ -179,7 +212,8 @@ fn malformed_json_names_the_file() {
 fn missing_required_field_is_named() {
     let dir = checkpoint();
     let p = dir.path().join("vae/config.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
     v.as_object_mut().expect("object").remove("latents_std");
     std::fs::write(&p, v.to_string()).expect("write");
     match HeliosCheckpoint::from_dir(dir.path()) {
@@ -192,10 +226,14 @@ fn missing_required_field_is_named() {
 fn unknown_model_class_is_named() {
     let dir = checkpoint();
     let p = dir.path().join("model_index.json");
-    let text = std::fs::read_to_string(&p).expect("read").replace("HeliosTransformer3DModel", "WanTransformer3DModel");
+    let text = std::fs::read_to_string(&p)
+        .expect("read")
+        .replace("HeliosTransformer3DModel", "WanTransformer3DModel");
     std::fs::write(&p, text).expect("write");
     match HeliosCheckpoint::from_dir(dir.path()) {
-        Err(Error::UnknownModelClass { component, class, .. }) => {
+        Err(Error::UnknownModelClass {
+            component, class, ..
+        }) => {
             assert_eq!(component, "transformer");
             assert_eq!(class, "WanTransformer3DModel");
         }
@@ -205,12 +243,23 @@ fn unknown_model_class_is_named() {
 
 #[test]
 fn single_file_and_sharded_sets_agree() {
-    let set = SafetensorsSet::open("transformer", &fixture().join("transformer"), "diffusion_pytorch_model").expect("open");
+    let set = SafetensorsSet::open(
+        "transformer",
+        &fixture().join("transformer"),
+        "diffusion_pytorch_model",
+    )
+    .expect("open");
     let index: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture().join("transformer/diffusion_pytorch_model.safetensors.index.json")).expect("index"),
+        &std::fs::read_to_string(
+            fixture().join("transformer/diffusion_pytorch_model.safetensors.index.json"),
+        )
+        .expect("index"),
     )
     .expect("json");
-    let listed = index["weight_map"].as_object().map(|m| m.len()).unwrap_or(0);
+    let listed = index["weight_map"]
+        .as_object()
+        .map(|m| m.len())
+        .unwrap_or(0);
     assert!(listed > 0);
     assert_eq!(set.keys().count(), listed);
     assert_eq!(set.dtype("proj_out.weight").as_deref(), Some("BF16"));

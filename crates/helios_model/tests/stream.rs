@@ -8,7 +8,9 @@ use std::sync::atomic::AtomicBool;
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use helios_model::Error;
-use helios_model::pipeline::{ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest, VideoPlan};
+use helios_model::pipeline::{
+    ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest, VideoPlan,
+};
 
 type B = NdArray<f32>;
 
@@ -18,7 +20,9 @@ fn model_dir() -> PathBuf {
 }
 
 fn pipeline() -> Arc<HeliosPipeline<B>> {
-    Arc::new(HeliosPipeline::load(&model_dir(), &Default::default()).expect("the tiny checkpoint loads"))
+    Arc::new(
+        HeliosPipeline::load(&model_dir(), &Default::default()).expect("the tiny checkpoint loads"),
+    )
 }
 
 /// A cheap request: 64x64 frames, one step per stage, 16 prompt tokens.
@@ -55,28 +59,44 @@ fn memory_stays_flat_over_many_chunks() {
     let mut shapes = Vec::new();
     for i in 0..24 {
         let h = stream.next_history();
-        shapes.push((h.short.latents.dims(), h.mid.map(|m| m.latents.dims()), h.long.map(|l| l.latents.dims())));
+        shapes.push((
+            h.short.latents.dims(),
+            h.mid.map(|m| m.latents.dims()),
+            h.long.map(|l| l.latents.dims()),
+        ));
         let chunk = stream.next_chunk(&cancel).expect("chunk");
         assert_eq!(chunk.index, i);
         assert_eq!(chunk.frames.len(), 33);
         if i == 6 {
             // Change the prompt too: the cache and the interpolation must not grow the state.
-            stream.set_prompt("a lighthouse at dawn", 3).expect("prompt");
+            stream
+                .set_prompt("a lighthouse at dawn", 3)
+                .expect("prompt");
         }
         state.push(stream.state_bytes());
         rss.push(rss_kib());
     }
     eprintln!("state bytes per chunk: {state:?}\nRSS KiB per chunk: {rss:?}");
     // The history the DiT sees is the same size for every chunk: 2 short, 2 mid, 16 long frames.
-    assert!(shapes.windows(2).all(|w| w[0] == w[1]), "history shapes changed: {shapes:?}");
+    assert!(
+        shapes.windows(2).all(|w| w[0] == w[1]),
+        "history shapes changed: {shapes:?}"
+    );
     assert_eq!(shapes[0].2.map(|d| d[2]), Some(16));
     // The state kept between chunks is the same after chunk 10 as after chunk 24 (the prompt
     // switch and its interpolation are over by then).
-    assert_eq!(state[10..].iter().min(), state[10..].iter().max(), "state bytes: {state:?}");
+    assert_eq!(
+        state[10..].iter().min(),
+        state[10..].iter().max(),
+        "state bytes: {state:?}"
+    );
     // And the process does not grow: a leak of one chunk's frames (~1.6 MB) per chunk would add
     // over 20 MB between chunk 8 and chunk 24.
     if let (Some(Some(a)), Some(Some(b))) = (rss.get(8), rss.last()) {
-        assert!(b.saturating_sub(*a) < 12 * 1024, "RSS grew from {a} KiB to {b} KiB");
+        assert!(
+            b.saturating_sub(*a) < 12 * 1024,
+            "RSS grew from {a} KiB to {b} KiB"
+        );
     }
 }
 
@@ -85,7 +105,8 @@ fn same_seed_same_video_and_prompt_switches_reach_the_model() {
     let p = pipeline();
     let cancel = AtomicBool::new(false);
     let run = |switch: Option<(&str, usize)>, seed| {
-        let mut s = ChunkStream::new(p.clone(), small("a red ball bouncing", seed)).expect("stream");
+        let mut s =
+            ChunkStream::new(p.clone(), small("a red ball bouncing", seed)).expect("stream");
         let c0 = s.next_chunk(&cancel).expect("chunk 0").latents;
         if let Some((prompt, n)) = switch {
             s.set_prompt(prompt, n).expect("set_prompt");
@@ -96,13 +117,27 @@ fn same_seed_same_video_and_prompt_switches_reach_the_model() {
     };
     let plain = run(None, 3);
     let again = run(None, 3);
-    assert_eq!(max_abs_diff(&plain.1, &again.1), 0.0, "same seed, same chunks");
-    assert!(max_abs_diff(&plain.0, &run(None, 4).0) > 1e-3, "another seed, another video");
+    assert_eq!(
+        max_abs_diff(&plain.1, &again.1),
+        0.0,
+        "same seed, same chunks"
+    );
+    assert!(
+        max_abs_diff(&plain.0, &run(None, 4).0) > 1e-3,
+        "another seed, another video"
+    );
 
     let at_once = run(Some(("a blue cube spinning", 1)), 3);
     let blended = run(Some(("a blue cube spinning", 2)), 3);
-    assert_eq!(max_abs_diff(&plain.0, &at_once.0), 0.0, "chunk 0 is before the switch");
-    assert!(max_abs_diff(&plain.1, &at_once.1) > 1e-4, "the new prompt changes the next chunk");
+    assert_eq!(
+        max_abs_diff(&plain.0, &at_once.0),
+        0.0,
+        "chunk 0 is before the switch"
+    );
+    assert!(
+        max_abs_diff(&plain.1, &at_once.1) > 1e-4,
+        "the new prompt changes the next chunk"
+    );
     // Interpolated over 2 chunks: chunk 1 is halfway, unlike both the old and the new prompt.
     assert!(max_abs_diff(&blended.1, &plain.1) > 1e-5);
     assert!(max_abs_diff(&blended.1, &at_once.1) > 1e-5);
@@ -123,16 +158,24 @@ fn cancel_between_dit_calls_leaves_the_stream_usable() {
 fn image_conditioning_at_start_and_mid_stream() {
     let p = pipeline();
     let cancel = AtomicBool::new(false);
-    let img = image::RgbImage::from_fn(80, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 128]));
+    let img = image::RgbImage::from_fn(80, 48, |x, y| {
+        image::Rgb([(x * 3) as u8, (y * 5) as u8, 128])
+    });
     let mut i2v = ChunkStream::new(
         p.clone(),
-        StreamRequest { conditioning: Conditioning::Image(img.clone()), ..small("a face", 9) },
+        StreamRequest {
+            conditioning: Conditioning::Image(img.clone()),
+            ..small("a face", 9)
+        },
     )
     .expect("i2v stream (the picture is resized to 64x64)");
     let a = i2v.next_chunk(&cancel).expect("i2v chunk").latents;
     let mut t2v = ChunkStream::new(p, small("a face", 9)).expect("t2v");
     let b = t2v.next_chunk(&cancel).expect("t2v chunk").latents;
-    assert!(max_abs_diff(&a, &b) > 1e-3, "the image conditions the video");
+    assert!(
+        max_abs_diff(&a, &b) > 1e-3,
+        "the image conditions the video"
+    );
     t2v.set_image(img).expect("set_image");
     assert_eq!(t2v.next_chunk(&cancel).expect("after set_image").index, 1);
 }
@@ -140,7 +183,9 @@ fn image_conditioning_at_start_and_mid_stream() {
 #[test]
 fn batch_generation_trims_to_4k_plus_1() {
     let p = pipeline();
-    let video = p.generate(small("rain on a window", 2), 66, &AtomicBool::new(false)).expect("video");
+    let video = p
+        .generate(small("rain on a window", 2), 66, &AtomicBool::new(false))
+        .expect("video");
     assert_eq!(video.frames.len(), 65);
     assert_eq!(video.chunk_latents.len(), 2);
     assert_eq!((video.frames.width(), video.frames.height()), (64, 64));
@@ -150,23 +195,46 @@ fn batch_generation_trims_to_4k_plus_1() {
 #[test]
 fn bad_requests_fail_before_any_work() {
     let p = pipeline();
-    let invalid = |r: StreamRequest| matches!(ChunkStream::new(p.clone(), r), Err(Error::InvalidRequest(_)));
+    let invalid = |r: StreamRequest| {
+        matches!(
+            ChunkStream::new(p.clone(), r),
+            Err(Error::InvalidRequest(_))
+        )
+    };
     let with = |edit: fn(&mut GenerationParams)| {
         let mut r = small("x", 0);
         edit(&mut r.params);
         r
     };
-    assert!(invalid(with(|p| p.height = Some(96))), "not a multiple of 64");
+    assert!(
+        invalid(with(|p| p.height = Some(96))),
+        "not a multiple of 64"
+    );
     assert!(invalid(with(|p| p.width = Some(0))));
     assert!(invalid(small("   ", 0)), "empty prompt");
-    assert!(invalid(small(&"word ".repeat(10_000), 0)), "enormous prompt");
-    assert!(invalid(with(|p| p.steps = Some(vec![2, 2]))), "3 stages need 3 counts");
+    assert!(
+        invalid(small(&"word ".repeat(10_000), 0)),
+        "enormous prompt"
+    );
+    assert!(
+        invalid(with(|p| p.steps = Some(vec![2, 2]))),
+        "3 stages need 3 counts"
+    );
     assert!(invalid(with(|p| p.steps = Some(vec![2, 0, 2]))));
     assert!(invalid(with(|p| p.guidance_scale = Some(f32::NAN))));
     let short_video = vec![image::RgbImage::new(64, 64); 10];
-    assert!(invalid(StreamRequest { conditioning: Conditioning::Video(short_video), ..small("x", 0) }));
-    assert!(invalid(StreamRequest { conditioning: Conditioning::Image(image::RgbImage::new(0, 0)), ..small("x", 0) }));
-    assert!(matches!(VideoPlan::new(&p, 0), Err(Error::InvalidRequest(_))));
+    assert!(invalid(StreamRequest {
+        conditioning: Conditioning::Video(short_video),
+        ..small("x", 0)
+    }));
+    assert!(invalid(StreamRequest {
+        conditioning: Conditioning::Image(image::RgbImage::new(0, 0)),
+        ..small("x", 0)
+    }));
+    assert!(matches!(
+        VideoPlan::new(&p, 0),
+        Err(Error::InvalidRequest(_))
+    ));
     let mut s = ChunkStream::new(p.clone(), small("x", 0)).expect("stream");
     assert!(matches!(s.set_prompt("", 2), Err(Error::InvalidRequest(_))));
 }

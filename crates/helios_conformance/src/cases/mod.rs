@@ -23,6 +23,8 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
         "transformer_pyramid_odd" => transformer::pyramid_odd::<B>(fixture_dir, device),
         "vae" => vae::run::<B>(fixture_dir, device),
         pipe if pipe.starts_with("pipe_") => pipeline::run::<B>(fixture_dir, pipe, device),
-        _ => Ok(Outcome::Skipped(format!("case `{name}` is not covered by this port yet"))),
+        _ => Ok(Outcome::Skipped(format!(
+            "case `{name}` is not covered by this port yet"
+        ))),
     }
 }

@@ -161,7 +161,10 @@ fn request(case: &Case) -> Result<StreamRequest> {
         amplify_first_chunk: kwarg(case, "is_amplify_first_chunk")?.unwrap_or(false),
         max_sequence_length: kwarg(case, "max_sequence_length")?,
     };
-    Ok(StreamRequest { conditioning, ..StreamRequest::with_params(required::<String>(case, "prompt")?, params) })
+    Ok(StreamRequest {
+        conditioning,
+        ..StreamRequest::with_params(required::<String>(case, "prompt")?, params)
+    })
 }
 
 fn replay(case: &Case) -> Result<ReplayNoise> {
@@ -227,11 +230,21 @@ pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Re
     // The prompt embeddings (checked at the chunk-0 tolerance: the case gives them none).
     let text = pipeline.text_encoder();
     if case.has("prompt_embeds") {
-        lines.push(check(case, "prompt_embeds", text.encode(&[&request.prompt], request.params.max_sequence_length())?, &tol0)?);
+        lines.push(check(
+            case,
+            "prompt_embeds",
+            text.encode(&[&request.prompt], request.params.max_sequence_length())?,
+            &tol0,
+        )?);
     }
     if case.has("negative_prompt_embeds") {
         let negative = request.params.negative_prompt.as_deref().unwrap_or("");
-        lines.push(check(case, "negative_prompt_embeds", text.encode(&[negative], request.params.max_sequence_length())?, &tol0)?);
+        lines.push(check(
+            case,
+            "negative_prompt_embeds",
+            text.encode(&[negative], request.params.max_sequence_length())?,
+            &tol0,
+        )?);
     }
 
     let plan = helios_model::pipeline::VideoPlan::new(&pipeline, num_frames)?;

@@ -23,10 +23,17 @@ impl Tap for Collect {
     }
 }
 
-fn tensor<B: Backend, const D: usize>(case: &Case, name: &str, device: &B::Device) -> Result<Tensor<B, D>> {
+fn tensor<B: Backend, const D: usize>(
+    case: &Case,
+    name: &str,
+    device: &B::Device,
+) -> Result<Tensor<B, D>> {
     let data = case.f32(name)?;
     if data.shape.len() != D {
-        return Err(case.error(format!("tensor `{name}` has rank {}, expected {D}", data.shape.len())));
+        return Err(case.error(format!(
+            "tensor `{name}` has rank {}, expected {D}",
+            data.shape.len()
+        )));
     }
     Ok(Tensor::from_data(data, device))
 }
@@ -41,13 +48,31 @@ fn timesteps(case: &Case, name: &str) -> Result<Vec<f64>> {
 
 /// The DiT input of a case: `prefix` selects `pyr0_`, `odd_`, ... tensors in `case`; everything the
 /// case does not store itself comes from `full` (the `transformer_full` case).
-fn input<B: Backend>(case: &Case, full: &Case, prefix: &str, device: &B::Device) -> Result<DitInput<B>> {
+fn input<B: Backend>(
+    case: &Case,
+    full: &Case,
+    prefix: &str,
+    device: &B::Device,
+) -> Result<DitInput<B>> {
     let pick = |name: &str| -> &Case {
-        if case.has(&format!("{prefix}{name}")) { case } else { full }
+        if case.has(&format!("{prefix}{name}")) {
+            case
+        } else {
+            full
+        }
     };
-    let named = |name: &str| if pick(name).name == case.name { format!("{prefix}{name}") } else { name.to_string() };
+    let named = |name: &str| {
+        if pick(name).name == case.name {
+            format!("{prefix}{name}")
+        } else {
+            name.to_string()
+        }
+    };
     let term = |name: &str, idx: &str| -> Result<HistoryTerm<B>> {
-        Ok(HistoryTerm { latents: tensor::<B, 5>(pick(name), &named(name), device)?, indices: ints(full, idx)? })
+        Ok(HistoryTerm {
+            latents: tensor::<B, 5>(pick(name), &named(name), device)?,
+            indices: ints(full, idx)?,
+        })
     };
     Ok(DitInput {
         hidden_states: tensor::<B, 5>(pick("hidden_states"), &named("hidden_states"), device)?,
@@ -57,18 +82,31 @@ fn input<B: Backend>(case: &Case, full: &Case, prefix: &str, device: &B::Device)
         history: Some(History {
             short: term("latents_history_short", "indices_latents_history_short")?,
             mid: Some(term("latents_history_mid", "indices_latents_history_mid")?),
-            long: Some(term("latents_history_long", "indices_latents_history_long")?),
+            long: Some(term(
+                "latents_history_long",
+                "indices_latents_history_long",
+            )?),
         }),
     })
 }
 
 fn check(case: &Case, golden_name: &str, port: &TensorData) -> Result<CheckLine> {
     let tol = case.tolerance(golden_name)?;
-    Ok(compare(&case.name, golden_name, port, &case.f32(golden_name)?, &tol))
+    Ok(compare(
+        &case.name,
+        golden_name,
+        port,
+        &case.f32(golden_name)?,
+        &tol,
+    ))
 }
 
 fn load<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Result<HeliosTransformer3DModel<B>> {
-    Ok(HeliosTransformer3DModel::load(&fixture_dir.join("transformer"), device, &mut |_| {})?)
+    Ok(HeliosTransformer3DModel::load(
+        &fixture_dir.join("transformer"),
+        device,
+        &mut |_| {},
+    )?)
 }
 
 /// `transformer_full`: the float32 forward, and the half-precision forward against its own
@@ -76,16 +114,32 @@ fn load<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Result<HeliosTran
 pub fn full<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Result<Outcome> {
     let case = Case::open(fixture_dir, "transformer_full")?;
     let model = load::<B>(fixture_dir, device)?;
-    let out = model.forward(input::<B>(&case, &case, "", device)?)?.into_data();
+    let out = model
+        .forward(input::<B>(&case, &case, "", device)?)?
+        .into_data();
     let mut lines = vec![check(&case, "velocity_f32", &out)?];
     let precision = Precision::half_for::<B>(device);
     let half_model = model.with_precision(precision);
-    let half = half_model.forward(input::<B>(&case, &case, "", device)?)?.into_data();
+    let half = half_model
+        .forward(input::<B>(&case, &case, "", device)?)?
+        .into_data();
     let tol = case.tolerance("velocity_bf16")?;
-    let mut vs_f32 = compare(&case.name, "half_precision vs velocity_f32", &half, &case.f32("velocity_f32")?, &tol);
+    let mut vs_f32 = compare(
+        &case.name,
+        "half_precision vs velocity_f32",
+        &half,
+        &case.f32("velocity_f32")?,
+        &tol,
+    );
     vs_f32.note = Some(format!("{precision:?}"));
     lines.push(vs_f32);
-    lines.push(compare(&case.name, "half_precision vs velocity_bf16", &half, &case.f32("velocity_bf16")?, &tol));
+    lines.push(compare(
+        &case.name,
+        "half_precision vs velocity_bf16",
+        &half,
+        &case.f32("velocity_bf16")?,
+        &tol,
+    ));
     Ok(Outcome::Checked(lines))
 }
 
@@ -100,11 +154,15 @@ pub fn intermediates<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Resu
     let float_t: f64 = case.get("float_timestep")?;
     let tfloat = model.condition_embedder.time(&[float_t], device);
     taps.0.insert("temb_tfloat".into(), tfloat.temb.into_data());
-    taps.0.insert("timestep_proj_tfloat".into(), tfloat.proj.into_data());
+    taps.0
+        .insert("timestep_proj_tfloat".into(), tfloat.proj.into_data());
     let mut lines = Vec::new();
     for tol in case.tolerances()? {
         for name in &tol.tensors {
-            let port = taps.0.get(name).ok_or_else(|| case.error(format!("the port has no intermediate `{name}`")))?;
+            let port = taps
+                .0
+                .get(name)
+                .ok_or_else(|| case.error(format!("the port has no intermediate `{name}`")))?;
             lines.push(compare(&case.name, name, port, &case.f32(name)?, &tol));
         }
     }
@@ -125,12 +183,14 @@ pub fn pyramid_odd<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Result
             };
             let prefix = format!("{prefix}_");
             let mut taps = Collect::default();
-            let out = model.forward_tapped(input::<B>(&case, &full, &prefix, device)?, Some(&mut taps))?;
+            let out = model
+                .forward_tapped(input::<B>(&case, &full, &prefix, device)?, Some(&mut taps))?;
             let port = match what {
                 "velocity_f32" => out.into_data(),
-                "rope_full" | "block0_input" => {
-                    taps.0.remove(what).ok_or_else(|| case.error(format!("the port has no intermediate `{what}`")))?
-                }
+                "rope_full" | "block0_input" => taps
+                    .0
+                    .remove(what)
+                    .ok_or_else(|| case.error(format!("the port has no intermediate `{what}`")))?,
                 other => return Err(case.error(format!("no port output for `{other}`"))),
             };
             lines.push(check(&case, name, &port)?);

@@ -20,11 +20,19 @@ pub fn assert_case<B: Backend>(case: &str, device: &B::Device) {
     match run_case::<B>(&fixture(), case, device) {
         Ok(Outcome::Checked(lines)) => {
             assert!(!lines.is_empty(), "{case}: no checks");
-            let failed: Vec<String> = lines.iter().filter(|l| !l.ok).map(|l| l.to_string()).collect();
+            let failed: Vec<String> = lines
+                .iter()
+                .filter(|l| !l.ok)
+                .map(|l| l.to_string())
+                .collect();
             for line in &lines {
                 println!("{line}");
             }
-            assert!(failed.is_empty(), "{case}: failed checks:\n{}", failed.join("\n"));
+            assert!(
+                failed.is_empty(),
+                "{case}: failed checks:\n{}",
+                failed.join("\n")
+            );
         }
         Ok(Outcome::Skipped(why)) => panic!("{case} was skipped: {why}"),
         Err(e) => panic!("{case}: {e}"),

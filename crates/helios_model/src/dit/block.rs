@@ -7,12 +7,12 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 use super::attention::{HeliosAttention, Rotary};
-use crate::ops::gelu_tanh;
 use super::precision::Precision;
+use crate::ops::gelu_tanh;
 use crate::weights::lazy_zeros;
 
 /// LayerNorm without affine parameters over the last axis (`FP32LayerNorm(elementwise_affine=False)`).
@@ -32,7 +32,9 @@ pub struct FeedForward<B: Backend> {
 
 impl<B: Backend> FeedForward<B> {
     fn forward(&self, x: Tensor<B, 3>, p: Precision) -> Tensor<B, 3> {
-        p.c(self.proj_out.forward(p.c(gelu_tanh(p.c(self.proj_in.forward(x))))))
+        p.c(self
+            .proj_out
+            .forward(p.c(gelu_tanh(p.c(self.proj_in.forward(x))))))
     }
 }
 
@@ -100,7 +102,9 @@ impl<B: Backend> HeliosTransformerBlock<B> {
         Self {
             attn1: HeliosAttention::new(s.dim, s.heads, s.eps, s.history_scale, device),
             attn2: HeliosAttention::new(s.dim, s.heads, s.eps, None, device),
-            norm2: s.cross_attn_norm.then(|| LayerNormConfig::new(s.dim).with_epsilon(s.eps).init(device)),
+            norm2: s
+                .cross_attn_norm
+                .then(|| LayerNormConfig::new(s.dim).with_epsilon(s.eps).init(device)),
             ffn: FeedForward {
                 proj_in: LinearConfig::new(s.dim, s.ffn_dim).init(device),
                 proj_out: LinearConfig::new(s.ffn_dim, s.dim).init(device),
@@ -116,7 +120,14 @@ impl<B: Backend> HeliosTransformerBlock<B> {
         let d = six_d / 6;
         let m = self.scale_shift_table.val() + p.f(proj.clone()).reshape([b, 6, d]);
         let part = |i: usize| m.clone().narrow(1, i, 1);
-        Modulation { shift: part(0), scale: part(1), gate: part(2), c_shift: part(3), c_scale: part(4), c_gate: part(5) }
+        Modulation {
+            shift: part(0),
+            scale: part(1),
+            gate: part(2),
+            c_shift: part(3),
+            c_scale: part(4),
+            c_gate: part(5),
+        }
     }
 
     /// Applies `f(x_segment, modulation)` to each token segment and concatenates.
@@ -148,14 +159,21 @@ impl<B: Backend> HeliosTransformerBlock<B> {
         p: Precision,
     ) -> Tensor<B, 3> {
         let eps = self.eps;
-        let mods: Vec<(usize, Modulation<B>)> = segments.iter().map(|s| (s.tokens, self.modulation(&s.proj, p))).collect();
+        let mods: Vec<(usize, Modulation<B>)> = segments
+            .iter()
+            .map(|s| (s.tokens, self.modulation(&s.proj, p)))
+            .collect();
         let total = x.dims()[1];
         let history = total - current;
 
         // 1. Self-attention.
         let normed = layer_norm(p.f(x.clone()), eps);
-        let modulated = Self::per_segment(normed, &mods, |n, m| n * m.scale.clone().add_scalar(1.0) + m.shift.clone());
-        let attn = self.attn1.forward(p.c(modulated), None, Some(rotary), history, p);
+        let modulated = Self::per_segment(normed, &mods, |n, m| {
+            n * m.scale.clone().add_scalar(1.0) + m.shift.clone()
+        });
+        let attn = self
+            .attn1
+            .forward(p.c(modulated), None, Some(rotary), history, p);
         let gated = Self::per_segment(p.f(attn), &mods, |a, m| a * m.gate.clone());
         let x = p.c(p.f(x) + gated);
 
@@ -177,7 +195,9 @@ impl<B: Backend> HeliosTransformerBlock<B> {
 
         // 3. Feed-forward.
         let normed = layer_norm(p.f(x.clone()), eps);
-        let modulated = Self::per_segment(normed, &mods, |n, m| n * m.c_scale.clone().add_scalar(1.0) + m.c_shift.clone());
+        let modulated = Self::per_segment(normed, &mods, |n, m| {
+            n * m.c_scale.clone().add_scalar(1.0) + m.c_shift.clone()
+        });
         let ff = self.ffn.forward(p.c(modulated), p);
         p.c(p.f(x) + Self::per_segment(p.f(ff), &mods, |f, m| f * m.c_gate.clone()))
     }

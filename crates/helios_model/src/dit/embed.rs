@@ -59,9 +59,17 @@ impl<B: Backend> PatchEmbed<B> {
         // [b c, tt, pt, hh, ph, w] -> [b c, tt, hh, pt, ph, w] -> [b, c, tt hh, pt ph, ww, pw]
         // -> [b, tt hh, ww, c, pt ph, pw] -> tokens [b, tt hh ww, c pt ph pw] in (c, pt, ph, pw) order.
         let x: Tensor<B, 6> = x.reshape([b * c, tt, pt, hh, ph, w]);
-        let x: Tensor<B, 6> = x.permute([0, 1, 3, 2, 4, 5]).reshape([b, c, tt * hh, pt * ph, ww, pw]);
-        let patches = x.permute([0, 2, 4, 1, 3, 5]).reshape([b, tt * hh * ww, c * pt * ph * pw]);
-        let weight = self.weight.val().reshape([out, c * pt * ph * pw]).transpose();
+        let x: Tensor<B, 6> =
+            x.permute([0, 1, 3, 2, 4, 5])
+                .reshape([b, c, tt * hh, pt * ph, ww, pw]);
+        let patches = x
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([b, tt * hh * ww, c * pt * ph * pw]);
+        let weight = self
+            .weight
+            .val()
+            .reshape([out, c * pt * ph * pw])
+            .transpose();
         let tokens = patches.matmul(weight.unsqueeze::<3>()) + self.bias.val().reshape([1, 1, out]);
         Ok((tokens, [tt, hh, ww]))
     }
@@ -77,7 +85,9 @@ pub fn pad_replicate<B: Backend>(x: Tensor<B, 5>, k: [usize; 3]) -> Tensor<B, 5>
         let pad = (kk - n % kk) % kk;
         if pad > 0 && n > 0 {
             let last = x.clone().narrow(dim, n - 1, 1);
-            let reps: Vec<Tensor<B, 5>> = std::iter::once(x).chain(std::iter::repeat_n(last, pad)).collect();
+            let reps: Vec<Tensor<B, 5>> = std::iter::once(x)
+                .chain(std::iter::repeat_n(last, pad))
+                .collect();
             x = Tensor::cat(reps, dim);
         }
     }
@@ -151,9 +161,15 @@ impl<B: Backend> HeliosTimeTextEmbedding<B> {
     pub fn new(dim: usize, freq_dim: usize, text_dim: usize, device: &B::Device) -> Self {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         Self {
-            time_embedder: TimestepEmbedding { linear_1: lin(freq_dim, dim), linear_2: lin(dim, dim) },
+            time_embedder: TimestepEmbedding {
+                linear_1: lin(freq_dim, dim),
+                linear_2: lin(dim, dim),
+            },
             time_proj: lin(dim, 6 * dim),
-            text_embedder: TextProjection { linear_1: lin(text_dim, dim), linear_2: lin(dim, dim) },
+            text_embedder: TextProjection {
+                linear_1: lin(text_dim, dim),
+                linear_2: lin(dim, dim),
+            },
             freq_dim,
         }
     }
@@ -161,7 +177,10 @@ impl<B: Backend> HeliosTimeTextEmbedding<B> {
     /// The sinusoid of `timesteps` on the device, `[b, freq_dim]`.
     pub fn sinusoid(&self, timesteps: &[f64], device: &B::Device) -> Tensor<B, 2> {
         let values = timestep_sinusoid(timesteps, self.freq_dim);
-        Tensor::from_data(TensorData::new(values, [timesteps.len(), self.freq_dim]), device)
+        Tensor::from_data(
+            TensorData::new(values, [timesteps.len(), self.freq_dim]),
+            device,
+        )
     }
 
     /// temb and timestep_proj of `timesteps` (one per batch row), in float32.
@@ -173,14 +192,19 @@ impl<B: Backend> HeliosTimeTextEmbedding<B> {
     /// cast to the compute dtype (`.type_as(encoder_hidden_states)`) before `time_proj`.
     pub fn time_at(&self, timesteps: &[f64], device: &B::Device, p: Precision) -> TimeEmbedding<B> {
         let s = self.sinusoid(timesteps, device);
-        let temb = p.c(self.time_embedder.linear_2.forward(silu(self.time_embedder.linear_1.forward(s))));
+        let temb = p.c(self
+            .time_embedder
+            .linear_2
+            .forward(silu(self.time_embedder.linear_1.forward(s))));
         let proj = p.c(self.time_proj.forward(p.c(silu(temb.clone()))));
         TimeEmbedding { temb, proj }
     }
 
     /// Projects prompt embeddings `[b, l, text_dim]` to `[b, l, dim]`.
     pub fn text(&self, encoder_hidden_states: Tensor<B, 3>, p: Precision) -> Tensor<B, 3> {
-        let h = p.c(gelu_tanh(p.c(self.text_embedder.linear_1.forward(encoder_hidden_states))));
+        let h = p.c(gelu_tanh(
+            p.c(self.text_embedder.linear_1.forward(encoder_hidden_states)),
+        ));
         p.c(self.text_embedder.linear_2.forward(h))
     }
 }
@@ -193,12 +217,17 @@ mod tests {
     #[test]
     fn replicate_padding_repeats_the_last_slice_of_each_axis() {
         let values: Vec<f32> = (0..6).map(|v| v as f32).collect();
-        let x = Tensor::<TestBackend, 5>::from_data(TensorData::new(values, [1, 1, 1, 2, 3]), &Default::default());
+        let x = Tensor::<TestBackend, 5>::from_data(
+            TensorData::new(values, [1, 1, 1, 2, 3]),
+            &Default::default(),
+        );
         let padded = pad_replicate(x, [2, 4, 4]);
         assert_eq!(padded.dims(), [1, 1, 2, 4, 4]);
         let v: Vec<f32> = padded.into_data().to_vec().unwrap_or_default();
         // Frame 1 repeats frame 0; rows 2, 3 repeat row 1; column 3 repeats column 2.
-        let frame0 = [0., 1., 2., 2., 3., 4., 5., 5., 3., 4., 5., 5., 3., 4., 5., 5.];
+        let frame0 = [
+            0., 1., 2., 2., 3., 4., 5., 5., 3., 4., 5., 5., 3., 4., 5., 5.,
+        ];
         assert_eq!(&v[..16], &frame0);
         assert_eq!(&v[16..], &frame0);
     }
@@ -207,13 +236,23 @@ mod tests {
     fn patch_embedding_equals_a_strided_convolution() {
         use burn::nn::conv::Conv3dConfig;
         let device = Default::default();
-        let conv = Conv3dConfig::new([3, 5], [1, 2, 2]).with_stride([1, 2, 2]).init::<TestBackend>(&device);
+        let conv = Conv3dConfig::new([3, 5], [1, 2, 2])
+            .with_stride([1, 2, 2])
+            .init::<TestBackend>(&device);
         // Materialise the lazily initialised parameters once, then share the values.
         let weight = Param::from_tensor(conv.weight.val());
         let bias = Param::from_tensor(conv.bias.as_ref().expect("bias").val());
-        let conv = burn::nn::conv::Conv3d { weight: weight.clone(), bias: Some(bias.clone()), ..conv };
+        let conv = burn::nn::conv::Conv3d {
+            weight: weight.clone(),
+            bias: Some(bias.clone()),
+            ..conv
+        };
         let patch = PatchEmbed { weight, bias };
-        let x = Tensor::<TestBackend, 5>::random([2, 3, 2, 4, 6], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<TestBackend, 5>::random(
+            [2, 3, 2, 4, 6],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let reference = conv.forward(x.clone()); // [b, 5, 2, 2, 3]
         let (tokens, grid) = patch.forward(x).expect("forward");
         assert_eq!(grid, [2, 2, 3]);

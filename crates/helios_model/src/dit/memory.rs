@@ -6,8 +6,8 @@
 //! context stays the same size however long the video runs. Port of the history part of diffusers
 //! `HeliosTransformer3DModel.forward` (transformer_helios.py, diffusers 0.42.1).
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 use super::embed::{PatchEmbed, pad_replicate};
 use super::rope::{HeliosRope, RopeTable};
@@ -74,5 +74,9 @@ pub fn compact_history<B: Backend>(
     counts[2] = short_tokens.dims()[1];
     tokens.push(short_tokens);
     table.append(&short_rope);
-    Ok(HistoryTokens { tokens: Tensor::cat(tokens, 1), rope: table, counts })
+    Ok(HistoryTokens {
+        tokens: Tensor::cat(tokens, 1),
+        rope: table,
+        counts,
+    })
 }

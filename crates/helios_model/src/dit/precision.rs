@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn rounding_matches_bf16() {
         let values = vec![1.0f32, 1.0039, 1.001, 3.14159265, -1234.567, 1e-3, 0.0];
-        let t = Tensor::<TestBackend, 1>::from_data(TensorData::new(values.clone(), [values.len()]), &Default::default());
+        let t = Tensor::<TestBackend, 1>::from_data(
+            TensorData::new(values.clone(), [values.len()]),
+            &Default::default(),
+        );
         let rounded: Vec<f32> = round_bf16(t).into_data().to_vec().unwrap();
         assert_eq!(rounded.len(), values.len());
         for (v, r) in values.iter().zip(&rounded) {

@@ -20,7 +20,11 @@ pub struct RopeTable {
 impl RopeTable {
     /// An empty table of the given row width.
     pub fn empty(width: usize) -> Self {
-        Self { tokens: 0, width, values: Vec::new() }
+        Self {
+            tokens: 0,
+            width,
+            values: Vec::new(),
+        }
     }
 
     /// Appends the rows of `other` after the rows of `self`.
@@ -51,7 +55,10 @@ impl HeliosRope {
                 })
                 .collect()
         };
-        Self { dims: rope_dim, bases: [base(rope_dim[0]), base(rope_dim[1]), base(rope_dim[2])] }
+        Self {
+            dims: rope_dim,
+            bases: [base(rope_dim[0]), base(rope_dim[1]), base(rope_dim[2])],
+        }
     }
 
     /// Row width `2 * head_dim`.
@@ -99,7 +106,11 @@ impl HeliosRope {
         let c = self.width();
         let grid = self.grid(frames, height, width);
         let n = frames.len() * height * width;
-        RopeTable { tokens: n, width: c, values: channels_last(&grid, c, n) }
+        RopeTable {
+            tokens: n,
+            width: c,
+            values: channels_last(&grid, c, n),
+        }
     }
 
     /// The table of compacted history tokens: the grid table of `frames` on `height x width`,
@@ -135,7 +146,11 @@ impl HeliosRope {
                 }
             }
         }
-        RopeTable { tokens: n, width: c, values: channels_last(&pooled, c, n) }
+        RopeTable {
+            tokens: n,
+            width: c,
+            values: channels_last(&pooled, c, n),
+        }
     }
 }
 

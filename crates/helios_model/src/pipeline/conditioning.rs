@@ -52,7 +52,10 @@ pub struct ConditioningNoise {
 
 impl Default for ConditioningNoise {
     fn default() -> Self {
-        Self { image: (0.111, 0.135), video: (0.111, 0.135) }
+        Self {
+            image: (0.111, 0.135),
+            video: (0.111, 0.135),
+        }
     }
 }
 
@@ -81,7 +84,8 @@ pub fn frames_to_tensor<B: Backend>(
         let frame = if frame.width() as usize == width && frame.height() as usize == height {
             frame
         } else {
-            resized = image::imageops::resize(frame, width as u32, height as u32, FilterType::Lanczos3);
+            resized =
+                image::imageops::resize(frame, width as u32, height as u32, FilterType::Lanczos3);
             &resized
         };
         for (i, px) in frame.pixels().enumerate() {
@@ -110,14 +114,27 @@ fn sigma_from(u: f32, (min, max): (f64, f64)) -> f32 {
 }
 
 /// Encodes `video` and samples its posterior with a draw from `noise`, in diffusion space.
-fn encode_sample<B: Backend>(vae: &WanVae<B>, video: Tensor<B, 5>, noise: &mut dyn NoiseSource) -> Result<Tensor<B, 5>> {
+fn encode_sample<B: Backend>(
+    vae: &WanVae<B>,
+    video: Tensor<B, 5>,
+    noise: &mut dyn NoiseSource,
+) -> Result<Tensor<B, 5>> {
     let posterior = vae.encode(video)?;
-    let eps = draw(noise, DrawKind::Normal, posterior.mean.dims(), &posterior.mean.device())?;
+    let eps = draw(
+        noise,
+        DrawKind::Normal,
+        posterior.mean.dims(),
+        &posterior.mean.device(),
+    )?;
     vae.normalize(posterior.sample(eps)?)
 }
 
 /// `sigma * eps + (1 - sigma) * z` with `sigma` drawn in `range` (one value).
-fn noised<B: Backend>(z: Tensor<B, 5>, range: (f64, f64), noise: &mut dyn NoiseSource) -> Result<Tensor<B, 5>> {
+fn noised<B: Backend>(
+    z: Tensor<B, 5>,
+    range: (f64, f64),
+    noise: &mut dyn NoiseSource,
+) -> Result<Tensor<B, 5>> {
     let device = z.device();
     let u = noise.draw(DrawKind::Uniform, &[1])?;
     let sigma = sigma_from(u.first().copied().unwrap_or(0.0), range);
@@ -188,5 +205,8 @@ pub fn prepare_video<B: Backend>(
         let eps = draw(noise, DrawKind::Normal, z.dims(), device)?;
         noisy.push(frame_sigmas.clone() * eps + frame_sigmas.neg().add_scalar(1.0) * z);
     }
-    Ok(ConditioningLatents { prefix, history: Tensor::cat(noisy, 2) })
+    Ok(ConditioningLatents {
+        prefix,
+        history: Tensor::cat(noisy, 2),
+    })
 }

@@ -15,10 +15,12 @@ use burn::tensor::{Tensor, TensorData};
 use super::noise::{DrawKind, NoiseSource};
 use crate::dit::{DitInput, HeliosTransformer3DModel, History};
 use crate::error::{Error, Result};
-use crate::scheduler::noise::BlockNoise;
 use crate::scheduler::guidance::GuidanceMode;
+use crate::scheduler::noise::BlockNoise;
 use crate::scheduler::pyramid::{downsample, renoise, upsample_nearest2x};
-use crate::scheduler::{FlowScheduler, ShiftParams, TimestepRequest, calculate_shift, image_seq_len};
+use crate::scheduler::{
+    FlowScheduler, ShiftParams, TimestepRequest, calculate_shift, image_seq_len,
+};
 
 /// Single-stage (Base) or pyramid (Mid, Distilled) sampling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,17 +76,29 @@ pub struct ChunkDenoiser<'a, B: Backend> {
 
 fn shift_mu(scheduler: &FlowScheduler, seq: usize) -> Option<f64> {
     let config = scheduler.tables().config();
-    config.use_dynamic_shifting.then(|| calculate_shift(seq, &ShiftParams::default()))
+    config
+        .use_dynamic_shifting
+        .then(|| calculate_shift(seq, &ShiftParams::default()))
 }
 
 impl<B: Backend> ChunkDenoiser<'_, B> {
     /// The noise of a chunk `[b, c, t, h, w]` drawn from `noise`.
-    pub fn draw(noise: &mut dyn NoiseSource, shape: [usize; 5], device: &B::Device) -> Result<Tensor<B, 5>> {
+    pub fn draw(
+        noise: &mut dyn NoiseSource,
+        shape: [usize; 5],
+        device: &B::Device,
+    ) -> Result<Tensor<B, 5>> {
         let values = noise.draw(DrawKind::Normal, &shape)?;
         Ok(Tensor::from_data(TensorData::new(values, shape), device))
     }
 
-    fn velocity(&self, latents: &Tensor<B, 5>, timestep: f64, stage: usize, step: usize) -> Result<Tensor<B, 5>> {
+    fn velocity(
+        &self,
+        latents: &Tensor<B, 5>,
+        timestep: f64,
+        stage: usize,
+        step: usize,
+    ) -> Result<Tensor<B, 5>> {
         let call = |text: Tensor<B, 3>| {
             self.dit.forward(DitInput {
                 hidden_states: latents.clone(),
@@ -152,7 +166,8 @@ impl<B: Backend> ChunkDenoiser<'_, B> {
                         let z_shape = block.z_shape(dims)?;
                         let z = noise.draw(DrawKind::Normal, &z_shape)?;
                         let z = Tensor::<B, 2>::from_data(TensorData::new(z, z_shape), &device);
-                        latents = renoise(up, block.sample(z, dims)?, self.scheduler.renoise(stage)?)?;
+                        latents =
+                            renoise(up, block.sample(z, dims)?, self.scheduler.renoise(stage)?)?;
                     }
                     schedule
                 }
@@ -176,7 +191,9 @@ impl<B: Backend> ChunkDenoiser<'_, B> {
                     hidden_states: latents.clone(),
                     velocity: velocity.clone(),
                 });
-                latents = self.scheduler.step(&schedule, &mut state, velocity, latents)?;
+                latents = self
+                    .scheduler
+                    .step(&schedule, &mut state, velocity, latents)?;
             }
         }
         Ok(latents)

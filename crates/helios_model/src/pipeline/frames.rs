@@ -45,7 +45,9 @@ impl<B: Backend> Frames<B> {
 
     /// The first `n` frames.
     pub fn take(&self, n: usize) -> Self {
-        Self { video: self.video.clone().narrow(2, 0, n.min(self.len())) }
+        Self {
+            video: self.video.clone().narrow(2, 0, n.min(self.len())),
+        }
     }
 
     /// Frames concatenated in time.
@@ -53,7 +55,9 @@ impl<B: Backend> Frames<B> {
         if parts.is_empty() {
             return Err(Error::InvalidRequest("no frames to concatenate".into()));
         }
-        Ok(Self { video: Tensor::cat(parts.into_iter().map(|f| f.video).collect(), 2) })
+        Ok(Self {
+            video: Tensor::cat(parts.into_iter().map(|f| f.video).collect(), 2),
+        })
     }
 
     /// Interleaved 8-bit pixels per frame with `channels` (3: RGB, 4: RGBA with opaque alpha), as
@@ -122,7 +126,10 @@ mod tests {
             -2.0, 2.0, -0.5, 0.0, // G
             0.0, 0.0, 1.0, 1.0, // B
         ];
-        let frames = Frames::new(Tensor::<TestBackend, 5>::from_data(TensorData::new(v, [1, 3, 2, 1, 2]), &Default::default()));
+        let frames = Frames::new(Tensor::<TestBackend, 5>::from_data(
+            TensorData::new(v, [1, 3, 2, 1, 2]),
+            &Default::default(),
+        ));
         let rgba = frames.to_rgba8().unwrap_or_default();
         assert_eq!(rgba.len(), 2);
         assert_eq!(rgba[0], vec![0, 0, 128, 255, 255, 255, 128, 255]);

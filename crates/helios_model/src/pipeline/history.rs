@@ -5,8 +5,8 @@
 //! last `sum(history_sizes)` frames off it for each chunk; only that window is ever read, so this
 //! buffer keeps just the window. Memory stays the same however many chunks a stream makes.
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 use crate::dit::{History, HistoryTerm};
 use crate::error::{Error, Result};
@@ -29,7 +29,12 @@ pub struct HistoryLayout {
 
 impl Default for HistoryLayout {
     fn default() -> Self {
-        Self { long: 16, mid: 2, short: 1, chunk: LATENT_FRAMES_PER_CHUNK }
+        Self {
+            long: 16,
+            mid: 2,
+            short: 1,
+            chunk: LATENT_FRAMES_PER_CHUNK,
+        }
     }
 }
 
@@ -62,7 +67,12 @@ impl HistoryLayout {
         let current = range(1 + self.window(), self.chunk);
         let mut short = vec![0];
         short.extend(one_x);
-        FrameIndices { short, mid, long, current }
+        FrameIndices {
+            short,
+            mid,
+            long,
+            current,
+        }
     }
 }
 
@@ -75,7 +85,13 @@ pub struct HistoryBuffer<B: Backend> {
 
 impl<B: Backend> HistoryBuffer<B> {
     /// An all-zero window for latents of `channels x height x width`.
-    pub fn zeros(layout: HistoryLayout, channels: usize, height: usize, width: usize, device: &B::Device) -> Self {
+    pub fn zeros(
+        layout: HistoryLayout,
+        channels: usize,
+        height: usize,
+        width: usize,
+        device: &B::Device,
+    ) -> Self {
         let frames = Tensor::zeros([1, channels, layout.window(), height, width], device);
         Self { layout, frames }
     }
@@ -106,7 +122,10 @@ impl<B: Backend> HistoryBuffer<B> {
         let t = dims[2];
         // Built fresh from the frames that stay, so the buffer never keeps dropped frames alive.
         self.frames = if t < window {
-            Tensor::cat(vec![self.frames.clone().narrow(2, t, window - t), latents], 2)
+            Tensor::cat(
+                vec![self.frames.clone().narrow(2, t, window - t), latents],
+                2,
+            )
         } else {
             latents.narrow(2, t - window, window)
         };
@@ -122,9 +141,18 @@ impl<B: Backend> HistoryBuffer<B> {
         let mid = self.frames.clone().narrow(2, l.long, l.mid);
         let one_x = self.frames.clone().narrow(2, l.long + l.mid, l.short);
         History {
-            short: HistoryTerm { latents: Tensor::cat(vec![prefix, one_x], 2), indices: indices.short },
-            mid: Some(HistoryTerm { latents: mid, indices: indices.mid }),
-            long: Some(HistoryTerm { latents: long, indices: indices.long }),
+            short: HistoryTerm {
+                latents: Tensor::cat(vec![prefix, one_x], 2),
+                indices: indices.short,
+            },
+            mid: Some(HistoryTerm {
+                latents: mid,
+                indices: indices.mid,
+            }),
+            long: Some(HistoryTerm {
+                latents: long,
+                indices: indices.long,
+            }),
         }
     }
 
@@ -142,7 +170,10 @@ mod tests {
     use crate::TestBackend;
 
     fn frames_with_values(values: &[f32]) -> Tensor<TestBackend, 5> {
-        Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, values.len(), 1, 1]), &Default::default())
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [1, 1, values.len(), 1, 1]),
+            &Default::default(),
+        )
     }
 
     fn values(t: Tensor<TestBackend, 5>) -> Vec<f32> {

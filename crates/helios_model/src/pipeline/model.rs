@@ -306,7 +306,9 @@ impl<B: Backend> HeliosPipeline<B> {
                 "{s} steps in a stage; each stage takes 1 to {MAX_STEPS}"
             ));
         }
-        let guidance_scale = params.guidance_scale.unwrap_or_else(|| self.default_guidance());
+        let guidance_scale = params
+            .guidance_scale
+            .unwrap_or_else(|| self.default_guidance());
         if !guidance_scale.is_finite() || guidance_scale < 0.0 {
             return bad(format!(
                 "guidance scale {guidance_scale} must be a finite number >= 0"
@@ -328,9 +330,17 @@ impl<B: Backend> HeliosPipeline<B> {
         }
         let max_sequence_length = params.max_sequence_length();
         if max_sequence_length == 0 || max_sequence_length > 4096 {
-            return bad(format!("max_sequence_length {max_sequence_length} must be 1 to 4096"));
+            return bad(format!(
+                "max_sequence_length {max_sequence_length} must be 1 to 4096"
+            ));
         }
-        Ok(ResolvedRequest { height, width, steps, guidance: self.guidance(guidance_scale), max_sequence_length })
+        Ok(ResolvedRequest {
+            height,
+            width,
+            steps,
+            guidance: self.guidance(guidance_scale),
+            max_sequence_length,
+        })
     }
 }
 

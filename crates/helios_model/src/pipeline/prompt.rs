@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 use crate::error::Result;
 use crate::text::TextEncoder;
@@ -24,7 +24,10 @@ pub struct PromptCache<B: Backend> {
 impl<B: Backend> PromptCache<B> {
     /// An empty cache for embeddings of `max_sequence_length` rows.
     pub fn new(max_sequence_length: usize) -> Self {
-        Self { max_sequence_length, entries: VecDeque::new() }
+        Self {
+            max_sequence_length,
+            entries: VecDeque::new(),
+        }
     }
 
     /// The embeddings of `prompt`, encoded on a miss.
@@ -71,7 +74,11 @@ struct Transition<B: Backend> {
 impl<B: Backend> PromptTrack<B> {
     /// Starts on `prompt` with its embeddings.
     pub fn new(prompt: String, embeds: Tensor<B, 3>) -> Self {
-        Self { prompt, current: embeds, transition: None }
+        Self {
+            prompt,
+            current: embeds,
+            transition: None,
+        }
     }
 
     /// The prompt being moved to (or held).
@@ -86,14 +93,22 @@ impl<B: Backend> PromptTrack<B> {
         let from = self.last_used();
         self.prompt = prompt;
         self.current = embeds;
-        self.transition = (chunks > 1).then_some(Transition { from, chunks, done: 0 });
+        self.transition = (chunks > 1).then_some(Transition {
+            from,
+            chunks,
+            done: 0,
+        });
     }
 
     /// The embeddings for the next chunk (not advancing: call [`PromptTrack::advance`] once the
     /// chunk is done, so a cancelled chunk does not skip a step of the switch).
     pub fn for_next_chunk(&self) -> Tensor<B, 3> {
         match &self.transition {
-            Some(t) => Self::lerp(&t.from, &self.current, (t.done + 1) as f32 / t.chunks as f32),
+            Some(t) => Self::lerp(
+                &t.from,
+                &self.current,
+                (t.done + 1) as f32 / t.chunks as f32,
+            ),
             None => self.current.clone(),
         }
     }
@@ -115,7 +130,9 @@ impl<B: Backend> PromptTrack<B> {
 
     fn last_used(&self) -> Tensor<B, 3> {
         match &self.transition {
-            Some(t) if t.done > 0 => Self::lerp(&t.from, &self.current, t.done as f32 / t.chunks as f32),
+            Some(t) if t.done > 0 => {
+                Self::lerp(&t.from, &self.current, t.done as f32 / t.chunks as f32)
+            }
             Some(t) => t.from.clone(),
             None => self.current.clone(),
         }

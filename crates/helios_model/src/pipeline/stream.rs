@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 use image::RgbImage;
 
 use super::conditioning::{Conditioning, prepare_image, prepare_video};
@@ -94,12 +94,26 @@ impl<B: Backend> ChunkStream<B> {
         let (height, width, sigmas) = (resolved.height, resolved.width, request.conditioning_noise);
         let prepared = match &request.conditioning {
             Conditioning::None => None,
-            Conditioning::Image(img) => {
-                Some(prepare_image(vae, img, height, width, layout.chunk, sigmas, noise.as_mut(), &device)?)
-            }
-            Conditioning::Video(frames) => {
-                Some(prepare_video(vae, frames, height, width, layout.chunk, sigmas, noise.as_mut(), &device)?)
-            }
+            Conditioning::Image(img) => Some(prepare_image(
+                vae,
+                img,
+                height,
+                width,
+                layout.chunk,
+                sigmas,
+                noise.as_mut(),
+                &device,
+            )?),
+            Conditioning::Video(frames) => Some(prepare_video(
+                vae,
+                frames,
+                height,
+                width,
+                layout.chunk,
+                sigmas,
+                noise.as_mut(),
+                &device,
+            )?),
         };
         let prefix = match prepared {
             Some(p) => {
@@ -109,7 +123,18 @@ impl<B: Backend> ChunkStream<B> {
             None => None,
         };
         let track = PromptTrack::new(request.prompt.clone(), cond);
-        Ok(Self { pipeline, request, resolved, noise, history, prefix, prompts, track, uncond, index: 0 })
+        Ok(Self {
+            pipeline,
+            request,
+            resolved,
+            noise,
+            history,
+            prefix,
+            prompts,
+            track,
+            uncond,
+            index: 0,
+        })
     }
 
     /// The pipeline.
@@ -149,7 +174,10 @@ impl<B: Backend> ChunkStream<B> {
             Some(prefix) => prefix.clone(),
             None => {
                 let (h, w) = p.latent_size(self.resolved.height, self.resolved.width);
-                Tensor::zeros([1, p.checkpoint().transformer.in_channels, 1, h, w], p.device())
+                Tensor::zeros(
+                    [1, p.checkpoint().transformer.in_channels, 1, h, w],
+                    p.device(),
+                )
             }
         };
         self.history.terms(prefix)
@@ -157,7 +185,12 @@ impl<B: Backend> ChunkStream<B> {
 
     /// DiT steps per stage of the next chunk (what a progress bar needs; CFG doubles the calls).
     pub fn next_chunk_stage_steps(&self) -> Result<Vec<usize>> {
-        stage_lengths(self.pipeline.scheduler(), self.pipeline.sampling(), &self.resolved.steps, self.amplify_now())
+        stage_lengths(
+            self.pipeline.scheduler(),
+            self.pipeline.sampling(),
+            &self.resolved.steps,
+            self.amplify_now(),
+        )
     }
 
     /// Bytes of state the stream keeps between chunks (the history window, the prefix, the prompt
@@ -166,8 +199,12 @@ impl<B: Backend> ChunkStream<B> {
         let f = std::mem::size_of::<f32>();
         let embed = self.track.for_next_chunk().shape().num_elements() * f;
         self.history.bytes()
-            + self.prefix.as_ref().map_or(0, |p| p.shape().num_elements() * f)
-            + embed * (1 + usize::from(self.track.in_transition()) + usize::from(self.uncond.is_some()))
+            + self
+                .prefix
+                .as_ref()
+                .map_or(0, |p| p.shape().num_elements() * f)
+            + embed
+                * (1 + usize::from(self.track.in_transition()) + usize::from(self.uncond.is_some()))
             + embed * self.prompts.len()
     }
 
@@ -187,7 +224,9 @@ impl<B: Backend> ChunkStream<B> {
     /// every later chunk sees; the history keeps the frames made so far, so motion continues.
     pub fn set_image(&mut self, image: RgbImage) -> Result<()> {
         if image.width() == 0 || image.height() == 0 {
-            return Err(Error::InvalidRequest("the conditioning image is empty (0 pixels)".into()));
+            return Err(Error::InvalidRequest(
+                "the conditioning image is empty (0 pixels)".into(),
+            ));
         }
         let p = &self.pipeline;
         let prepared = prepare_image(
@@ -238,7 +277,11 @@ impl<B: Backend> ChunkStream<B> {
             indices: layout.indices().current,
             cancel,
         };
-        let latents = denoiser.run([1, channels, layout.chunk, h, w], self.noise.as_mut(), on_call)?;
+        let latents = denoiser.run(
+            [1, channels, layout.chunk, h, w],
+            self.noise.as_mut(),
+            on_call,
+        )?;
         if self.prefix.is_none() {
             // T2V: the first generated latent frame is every later chunk's prefix.
             self.prefix = Some(latents.clone().narrow(2, 0, 1));
@@ -248,7 +291,11 @@ impl<B: Backend> ChunkStream<B> {
         let frames = Frames::new(p.vae().decode(latents.clone())?);
         let index = self.index;
         self.index += 1;
-        Ok(VideoChunk { index, latents, frames })
+        Ok(VideoChunk {
+            index,
+            latents,
+            frames,
+        })
     }
 }
 

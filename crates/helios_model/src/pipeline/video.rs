@@ -31,15 +31,23 @@ impl VideoPlan {
     /// The plan for `num_frames` requested frames (at least 1).
     pub fn new<B: Backend>(pipeline: &HeliosPipeline<B>, num_frames: usize) -> Result<Self> {
         if num_frames == 0 {
-            return Err(Error::InvalidRequest("0 frames requested; ask for at least 1".into()));
+            return Err(Error::InvalidRequest(
+                "0 frames requested; ask for at least 1".into(),
+            ));
         }
         let chunks = pipeline.chunks_for(num_frames);
-        Ok(Self { chunks, frames_per_chunk: pipeline.frames_per_chunk(), frames: pipeline.output_frames(chunks) })
+        Ok(Self {
+            chunks,
+            frames_per_chunk: pipeline.frames_per_chunk(),
+            frames: pipeline.output_frames(chunks),
+        })
     }
 
     /// Frames of chunk `index` that make it into the output.
     pub fn keep(&self, index: usize) -> usize {
-        self.frames.saturating_sub(index * self.frames_per_chunk).min(self.frames_per_chunk)
+        self.frames
+            .saturating_sub(index * self.frames_per_chunk)
+            .min(self.frames_per_chunk)
     }
 }
 
@@ -92,9 +100,16 @@ pub fn run_plan<B: Backend>(
     let mut frames = Vec::with_capacity(plan.chunks);
     let mut chunk_latents = Vec::with_capacity(plan.chunks);
     for index in 0..plan.chunks {
-        let VideoChunk { latents, frames: chunk, .. } = stream.next_chunk_observed(cancel, &mut |call| on_call(index, call))?;
+        let VideoChunk {
+            latents,
+            frames: chunk,
+            ..
+        } = stream.next_chunk_observed(cancel, &mut |call| on_call(index, call))?;
         frames.push(chunk.take(plan.keep(index)));
         chunk_latents.push(latents);
     }
-    Ok(GeneratedVideo { frames: Frames::cat(frames)?, chunk_latents })
+    Ok(GeneratedVideo {
+        frames: Frames::cat(frames)?,
+        chunk_latents,
+    })
 }
