@@ -156,16 +156,11 @@ impl HeliosSettings {
         }
     }
 
-    /// The folder of the embedded tiny model. The one place the plugin names it.
-    pub fn embedded_model_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../helios_model/embedded/tiny-helios")
-    }
-
-    /// The model folder in effect: [`HeliosSettings::model_dir`] or the embedded tiny model.
-    pub fn resolved_model_dir(&self) -> PathBuf {
-        self.model_dir
-            .clone()
-            .unwrap_or_else(Self::embedded_model_dir)
+    /// The folder of the embedded tiny model: compiled into `helios_model` and written once into
+    /// the user's cache folder (`HELIOS_MODEL_DIR` names another), so a game that depends on this
+    /// crate has it wherever it runs. The one place the plugin names it.
+    pub fn embedded_model_dir() -> HeliosResult<PathBuf> {
+        Ok(helios_model::embedded::default_model_dir()?)
     }
 
     /// Width and height of the generated frames (the pipeline's default, 640x384, where
@@ -215,7 +210,7 @@ impl HeliosSettings {
 
     /// Whether going from `self` to `other` needs a new worker (model, backend or stream shape).
     pub(crate) fn engine_differs(&self, other: &Self) -> bool {
-        self.resolved_model_dir() != other.resolved_model_dir()
+        self.model_dir != other.model_dir
             || self.backend != other.backend
             || self.precision != other.precision
             || self.gpu_sharing != other.gpu_sharing
@@ -348,6 +343,7 @@ mod tests {
     fn embedded_model_is_there() {
         assert!(
             HeliosSettings::embedded_model_dir()
+                .unwrap()
                 .join("model_index.json")
                 .is_file()
         );

@@ -53,7 +53,7 @@ fn engine_config(settings: &HeliosSettings, shared: Option<&SharedWgpuDevice>) -
         _ => None,
     };
     EngineConfig {
-        model_dir: settings.resolved_model_dir(),
+        model_dir: settings.model_dir.clone(),
         backend: settings.backend,
         precision: settings.precision,
         gpu_frames: settings.upload == UploadPath::GpuResident && shared_wgpu.is_some(),

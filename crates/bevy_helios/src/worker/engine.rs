@@ -33,8 +33,9 @@ pub struct EngineChunk {
 /// How the worker loads its engine.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// The checkpoint folder.
-    pub model_dir: PathBuf,
+    /// The checkpoint folder; `None` = the embedded tiny model (resolved on the worker thread,
+    /// which may write it into the cache folder first).
+    pub model_dir: Option<PathBuf>,
     /// The burn backend.
     pub backend: HeliosBackend,
     /// A burn wgpu device built on Bevy's render device (shared GPU), if any.

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 use burn::backend::cuda::CudaDevice;
 use burn::backend::{Cuda, NdArray, Wgpu};
 use burn::tensor::backend::Backend;
-use helios_model::pipeline::{ChunkStream, Frames, HeliosPipeline, StreamRequest};
+use helios_model::pipeline::{ChunkStream, Frames, HeliosPipeline, LoadOptions, StreamRequest};
 
 use super::engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId};
 use crate::error::{HeliosError, HeliosResult};
@@ -43,8 +43,11 @@ impl<B: Backend> HeliosEngine<B> {
         export: Export<B>,
     ) -> HeliosResult<Self> {
         let precision = config.precision.dit_precision::<B>(device, gpu);
-        let pipeline =
-            HeliosPipeline::load(&config.model_dir, device)?.with_dit_precision(precision);
+        let dir = match &config.model_dir {
+            Some(dir) => dir.clone(),
+            None => crate::settings::HeliosSettings::embedded_model_dir()?,
+        };
+        let pipeline = HeliosPipeline::load_with(&dir, device, LoadOptions::at(precision))?;
         Ok(Self {
             pipeline: Arc::new(pipeline),
             streams: HashMap::new(),

@@ -48,7 +48,7 @@ fn request(width: usize) -> Box<StreamRequest> {
 
 fn tiny() -> EngineConfig {
     EngineConfig {
-        model_dir: crate::settings::HeliosSettings::embedded_model_dir(),
+        model_dir: None,
         backend: crate::settings::HeliosBackend::NdArray,
         shared_wgpu: None,
         gpu_frames: false,
@@ -171,7 +171,7 @@ fn a_panic_while_loading_is_an_error_event() {
 #[test]
 fn load_error_is_reported_and_thread_ends() {
     let cfg = EngineConfig {
-        model_dir: "/nonexistent/helios".into(),
+        model_dir: Some("/nonexistent/helios".into()),
         backend: crate::settings::HeliosBackend::NdArray,
         shared_wgpu: None,
         gpu_frames: false,

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use helios_model::config::{HeliosCheckpoint, PipelineClass};
-use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
+use helios_model::dit::{DitInput, HeliosTransformer3DModel};
 use helios_model::pipeline::SeededNoise;
 use helios_model::pipeline::{ChunkDenoiser, HistoryBuffer, HistoryLayout, Sampling};
 use helios_model::random::{
@@ -218,7 +218,10 @@ impl<B: Backend> Bench<B> {
     ) -> Result<()> {
         let (runs, warmup) = (args.runs, args.warmup);
         let c = self.ckpt.transformer.in_channels;
-        let seq = args.model.max_sequence_length;
+        let seq = args
+            .model
+            .max_sequence_length
+            .unwrap_or(helios_model::pipeline::request::DEFAULT_MAX_SEQUENCE_LENGTH);
         let text_dim = self.ckpt.transformer.text_dim;
         let (h, w) = self.latent;
         let chunk = self.layout.chunk;

@@ -1,11 +1,9 @@
 //! The five pipeline golden cases (Distilled T2V / I2V / V2V, Base T2V, Mid T2V), replayed from their
 //! recorded draws, on NdArray and on wgpu (lavapipe where there is no GPU): every check must be OK.
 
-mod common;
-
+use crate::common::assert_case;
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
-use common::assert_case;
 
 macro_rules! pipeline_case {
     ($($name:ident),* $(,)?) => {

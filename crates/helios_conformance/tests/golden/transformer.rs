@@ -1,9 +1,7 @@
 //! The DiT golden cases on NdArray and on wgpu (lavapipe where there is no GPU).
 
-mod common;
-
+use crate::common::assert_case;
 use burn::backend::{NdArray, Wgpu};
-use common::assert_case;
 
 const CASES: [&str; 3] = [
     "transformer_full",

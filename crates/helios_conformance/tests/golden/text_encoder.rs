@@ -1,12 +1,10 @@
 //! The `text_encoder` golden case on NdArray and on wgpu (lavapipe in CI).
 
-mod common;
-
 use burn::tensor::backend::Backend;
 use helios_conformance::{Outcome, run_case};
 
 fn check<B: Backend>(device: &B::Device) {
-    let outcome = run_case::<B>(&common::fixture(), "text_encoder", device)
+    let outcome = run_case::<B>(&crate::common::fixture(), "text_encoder", device)
         .unwrap_or_else(|e| panic!("case failed to run: {e}"));
     let Outcome::Checked(lines) = outcome else {
         panic!("case skipped: {outcome:?}")

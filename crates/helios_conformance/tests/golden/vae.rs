@@ -1,11 +1,9 @@
 //! The `vae` golden case (Wan VAE decode and encode) on NdArray and on wgpu (lavapipe where there is
 //! no GPU): every check line must be OK.
 
-mod common;
-
+use crate::common::assert_case;
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
-use common::assert_case;
 
 #[test]
 fn vae_ndarray() {

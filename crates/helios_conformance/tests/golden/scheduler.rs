@@ -1,11 +1,9 @@
 //! The scheduler golden cases `scheduler_steps` and `scheduler_tables` on NdArray and on wgpu
 //! (lavapipe where there is no GPU): every check line must be OK.
 
-mod common;
-
+use crate::common::assert_case;
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
-use common::assert_case;
 
 #[test]
 fn scheduler_steps_ndarray() {

@@ -1,0 +1,10 @@
+//! Every golden case of the fixture set, on NdArray and on wgpu (lavapipe where there is no GPU):
+//! every check line must be OK at the case's own tolerances. One test binary, so the port's generic
+//! pipeline is compiled once for both backends rather than once per case file.
+
+mod common;
+mod pipeline;
+mod scheduler;
+mod text_encoder;
+mod transformer;
+mod vae;
