@@ -525,10 +525,11 @@ impl<B: Backend> Loader<'_, B> {
             .conversions
             .entry(format!("{from} -> {to:?}"))
             .or_default() += 1;
-        let mut tensor = Tensor::<B, D>::from_data(data, (device, to));
-        if transpose {
-            tensor = tensor.transpose();
-        }
+        // A linear weight is transposed on the host, so the device holds it contiguous as
+        // `[in, out]`: matmuls read it in order, and no backend sees a strided weight (burn's
+        // fused wgpu matmul computes a wrong product from a transposed view of a loaded tensor).
+        let data = if transpose { transpose_2d(data) } else { data };
+        let tensor = Tensor::<B, D>::from_data(data, (device, to));
         self.used.insert(key);
         (self.progress)(LoadProgress {
             loaded: self.used.len(),
@@ -537,6 +538,22 @@ impl<B: Backend> Loader<'_, B> {
         });
         Ok(tensor)
     }
+}
+
+/// A `[rows, cols]` tensor of any element type as the contiguous `[cols, rows]` tensor.
+fn transpose_2d(data: TensorData) -> TensorData {
+    let (rows, cols) = (data.shape[0], data.shape[1]);
+    let size = data.dtype.size();
+    let src = data.as_bytes();
+    let mut out = vec![0u8; src.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            let from = (r * cols + c) * size;
+            let to = (c * rows + r) * size;
+            out[to..to + size].copy_from_slice(&src[from..from + size]);
+        }
+    }
+    TensorData::from_bytes_vec(out, [cols, rows], data.dtype)
 }
 
 impl<B: Backend> ModuleMapper<B> for Loader<'_, B> {
@@ -648,6 +665,19 @@ pub fn lazy_zeros<B: Backend, const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linear_weights_are_transposed_on_the_host() {
+        let f32s = TensorData::new((0..6).map(|v| v as f32).collect::<Vec<_>>(), [2, 3]);
+        let t = transpose_2d(f32s);
+        assert_eq!(t.shape.to_vec(), vec![3, 2]);
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![0., 3., 1., 4., 2., 5.]);
+        let bf16s: Vec<half::bf16> = (0..6).map(|v| half::bf16::from_f32(v as f32)).collect();
+        let t = transpose_2d(TensorData::new(bf16s, [3, 2]));
+        assert_eq!(t.shape.to_vec(), vec![2, 3]);
+        let got: Vec<f32> = t.iter::<f32>().collect();
+        assert_eq!(got, vec![0., 2., 4., 1., 3., 5.]);
+    }
 
     #[test]
     fn key_map_applies_rules_in_order_then_the_prefix() {

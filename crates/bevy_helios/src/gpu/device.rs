@@ -27,17 +27,24 @@ use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup, init_device};
 use crate::error::{HeliosError, HeliosResult};
 use crate::settings::{GpuSharing, HeliosBackend, HeliosSettings};
 
-/// Burn devices created on a wgpu device of [`HeliosGpuDevice`], by that wgpu device. Burn's
-/// compute clients live for the whole process anyway, so entries are never removed.
-static CREATED: Mutex<Vec<(wgpu::Device, WgpuDevice)>> = Mutex::new(Vec::new());
+/// Burn devices created on a wgpu device of [`HeliosGpuDevice`], by instance and wgpu device.
+/// Burn's compute clients live for the whole process anyway, so entries are never removed.
+///
+/// The instance is part of the key because wgpu compares devices by their id alone, and ids
+/// are numbered per instance: the first device of every instance compares equal. Instances
+/// compare by identity.
+static CREATED: Mutex<Vec<(wgpu::Instance, wgpu::Device, WgpuDevice)>> = Mutex::new(Vec::new());
 
-/// The burn device that [`HeliosGpuDevice::create`] registered on `device`, if any.
-pub(crate) fn burn_device_on(device: &wgpu::Device) -> Option<WgpuDevice> {
+/// The burn device that [`HeliosGpuDevice::create`] registered on `device` of `instance`, if any.
+pub(crate) fn burn_device_on(
+    instance: &wgpu::Instance,
+    device: &wgpu::Device,
+) -> Option<WgpuDevice> {
     let created = CREATED.lock().ok()?;
     created
         .iter()
-        .find(|(wgpu, _)| wgpu == device)
-        .map(|(_, burn)| burn.clone())
+        .find(|(i, d, _)| i == instance && d == device)
+        .map(|(_, _, burn)| burn.clone())
 }
 
 /// A Vulkan device created by cubecl for burn's SPIR-V kernels, to be shared with Bevy.
@@ -136,13 +143,18 @@ impl HeliosGpuDevice {
         CREATED
             .lock()
             .map_err(|_| device_error("the device registry is poisoned"))?
-            .push((setup.device.clone(), burn.clone()));
+            .push((setup.instance.clone(), setup.device.clone(), burn.clone()));
         Ok(Self { setup, burn })
     }
 
     /// The burn device (`burn::backend::Wgpu`) on this wgpu device.
     pub fn burn_device(&self) -> &WgpuDevice {
         &self.burn
+    }
+
+    /// The wgpu instance the device was created on.
+    pub fn wgpu_instance(&self) -> &wgpu::Instance {
+        &self.setup.instance
     }
 
     /// The wgpu device burn and Bevy share.
@@ -206,7 +218,7 @@ mod tests {
         let gpu = HeliosGpuDevice::create().unwrap();
         assert_eq!(gpu.adapter_info().backend, wgpu::Backend::Vulkan);
         assert_eq!(
-            burn_device_on(gpu.wgpu_device()),
+            burn_device_on(gpu.wgpu_instance(), gpu.wgpu_device()),
             Some(gpu.burn_device().clone())
         );
         let x =
@@ -214,10 +226,12 @@ mod tests {
         let y: Vec<f32> = (x.clone() * x).sum().into_data().to_vec().unwrap();
         assert_eq!(y, vec![14.0]);
 
+        // Each device is the first of its own instance, which wgpu alone cannot tell apart (it
+        // compares devices by id): the registry keys them by instance too.
         let other = HeliosGpuDevice::create().unwrap();
         assert_ne!(other.burn_device(), gpu.burn_device());
         assert_eq!(
-            burn_device_on(other.wgpu_device()),
+            burn_device_on(other.wgpu_instance(), other.wgpu_device()),
             Some(other.burn_device().clone())
         );
         // Bevy's render plugin takes this very device.

@@ -103,7 +103,7 @@ pub(super) fn share_device(
     let Some(shared) = main.get_resource::<SharedWgpuDevice>() else {
         return;
     };
-    let handover = match super::device::burn_device_on(device.wgpu_device()) {
+    let handover = match super::device::burn_device_on(&instance.0, device.wgpu_device()) {
         Some(burn) => Handover::Created(burn),
         None => Handover::Bevy(WgpuSetup {
             instance: (**instance.0).clone(),
