@@ -3,6 +3,9 @@
 //! upload paths, and with the model itself on burn's wgpu backend running on Bevy's own wgpu
 //! device (`GpuSharing::SharedDevice`), its frames going buffer-to-texture without a readback.
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use bevy::prelude::*;

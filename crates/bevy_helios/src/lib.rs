@@ -22,7 +22,7 @@ pub use messages::{
     ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage,
     StartStream, StopStream, StreamStarted, StreamStopped,
 };
-pub use playback::FrameStats;
+pub use playback::{FrameStats, STATS_GRID};
 pub use plugin::{
     HeliosPlugin, HeliosSystems, HeliosWorker, HeliosWorkerState, HeliosWorkerStatus, helios_ready,
 };

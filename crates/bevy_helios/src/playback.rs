@@ -62,11 +62,6 @@ impl FrameRing {
         self.frames.len()
     }
 
-    /// Whether no frame is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
     /// Frames that were due while the ring was empty (the last frame was held instead).
     pub fn underruns(&self) -> u64 {
         self.underruns

@@ -1,7 +1,7 @@
 //! [`HeliosSettings`]: everything the plugin is configured with, in code or from a
 //! `*.helios.ron` asset (hot-reloadable through Bevy's asset system).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bevy::asset::{AssetLoader, LoadContext, io::Reader};
 use bevy::prelude::*;
@@ -20,8 +20,9 @@ pub enum HeliosBackend {
     NdArray,
     /// GPU (`burn::backend::Wgpu`): wgpu 29, the same wgpu Bevy renders with.
     Wgpu,
-    /// NVIDIA GPU (`burn::backend::Cuda`). It cannot share Bevy's wgpu device: frames reach the
-    /// texture through host memory. Without a CUDA driver the worker reports
+    /// NVIDIA GPU (`burn::backend::Cuda`, the crate's `cuda` feature). It cannot share Bevy's
+    /// wgpu device: frames reach the texture through host memory. Without a CUDA driver, or in a
+    /// build without the feature, the worker reports
     /// [`HeliosError::BackendUnavailable`](crate::HeliosError::BackendUnavailable).
     Cuda,
 }
@@ -228,7 +229,7 @@ impl HeliosSettings {
 #[derive(Asset, TypePath, Clone, Debug)]
 pub struct HeliosSettingsAsset(pub HeliosSettings);
 
-/// Errors of [`HeliosSettingsLoader`].
+/// Errors of the `*.helios.ron` settings asset loader.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeliosSettingsLoaderError {
@@ -285,8 +286,10 @@ mod tests {
         );
         assert_eq!(s.fps, 24.0);
         assert!(s.engine_differs(&HeliosSettings::default()));
-        let mut t = HeliosSettings::default();
-        t.fps = 12.0;
+        let mut t = HeliosSettings {
+            fps: 12.0,
+            ..HeliosSettings::default()
+        };
         assert!(!t.engine_differs(&HeliosSettings::default()));
         t.generation.seed += 1;
         assert!(t.engine_differs(&HeliosSettings::default()));
@@ -351,6 +354,7 @@ mod tests {
 
     #[test]
     fn shipped_settings_asset_parses() {
+        use std::path::Path;
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/settings/default.helios.ron");
         let text = std::fs::read_to_string(path).unwrap();

@@ -1,5 +1,8 @@
 //! The plugin in a real headless Bevy `App` with the real worker on the embedded tiny model.
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use bevy::camera::visibility::ViewVisibility;

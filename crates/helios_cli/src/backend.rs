@@ -1,9 +1,14 @@
 //! Backend and precision selection for the commands.
 
+#[cfg(feature = "cuda")]
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use anyhow::{Result, anyhow};
+#[cfg(feature = "cuda")]
+use anyhow::Result;
+use anyhow::anyhow;
+#[cfg(feature = "cuda")]
 use burn::backend::cuda::CudaDevice;
+#[cfg(feature = "cuda")]
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use clap::ValueEnum;
@@ -16,7 +21,8 @@ pub enum BackendChoice {
     Ndarray,
     /// GPU through wgpu (Vulkan SPIR-V, Metal, DX12; lavapipe on machines without a GPU).
     Wgpu,
-    /// NVIDIA GPU through CUDA (needs the NVIDIA driver at run time, not at build time).
+    /// NVIDIA GPU through CUDA (a build with the `cuda` feature; needs the NVIDIA driver at run
+    /// time, not at build time).
     Cuda,
 }
 
@@ -55,10 +61,12 @@ pub type Cpu = burn::backend::NdArray<f32>;
 /// The wgpu backend.
 pub type Gpu = burn::backend::Wgpu;
 /// The CUDA backend.
+#[cfg(feature = "cuda")]
 pub type CudaGpu = burn::backend::Cuda;
 
 /// The default CUDA device, after checking it works: cubecl-cuda panics when the driver library or
 /// a device is missing, so the first use runs under `catch_unwind` and a failure becomes an error.
+#[cfg(feature = "cuda")]
 pub fn cuda_device() -> Result<CudaDevice> {
     let device = CudaDevice::default();
     let probe = device.clone();
@@ -84,6 +92,16 @@ pub fn cuda_device() -> Result<CudaDevice> {
     }
 }
 
+/// The error of `--backend cuda` in a build without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
+pub fn cuda_not_built() -> anyhow::Error {
+    anyhow!(
+        "this helios was built without the CUDA backend: build it with `--features cuda` \
+         (for example `cargo install --path crates/helios_cli --features cuda`), or use \
+         --backend wgpu"
+    )
+}
+
 /// Calls `$body` with `B` bound to the chosen backend type and `device` to its default device
 /// (for CUDA, after [`cuda_device`] checked it; the enclosing function returns its error).
 #[macro_export]
@@ -100,11 +118,14 @@ macro_rules! with_backend {
                 let $device = burn::backend::wgpu::WgpuDevice::default();
                 $body
             }
+            #[cfg(feature = "cuda")]
             $crate::backend::BackendChoice::Cuda => {
                 type $b = $crate::backend::CudaGpu;
                 let $device = $crate::backend::cuda_device()?;
                 $body
             }
+            #[cfg(not(feature = "cuda"))]
+            $crate::backend::BackendChoice::Cuda => return Err($crate::backend::cuda_not_built()),
         }
     };
 }

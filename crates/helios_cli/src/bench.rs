@@ -8,7 +8,6 @@
 mod memory;
 mod random;
 
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -52,11 +51,6 @@ pub struct BenchArgs {
     /// Build only N of the DiT's blocks (and at most N of the text encoder's layers) [default: all]
     #[arg(long, value_name = "N", requires = "random_weights")]
     pub layers: Option<usize>,
-}
-
-/// Whether `device` is the CPU (ndarray) backend's.
-pub fn is_cpu<B: Backend>(device: &B::Device) -> bool {
-    (device as &dyn Any).is::<burn::backend::ndarray::NdArrayDevice>()
 }
 
 /// The median of some durations (the mean of the two middle ones for an even count).

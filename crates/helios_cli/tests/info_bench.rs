@@ -1,5 +1,8 @@
 //! `helios info` and `helios bench` through the real binary on the embedded tiny model.
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::{Command, Output};
 
 fn helios(args: &[&str]) -> Output {

@@ -2,6 +2,9 @@
 //! from another folder with a fresh home, it still finds its embedded model (compiled into the
 //! binary, not read from this checkout) and writes a video.
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -1,6 +1,9 @@
 //! The DiT loaded straight at the half precision of a GPU backend (wgpu; lavapipe without a GPU)
 //! equals the float32 model cast on the device: same dtypes per parameter, same velocity.
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use burn::backend::Wgpu;

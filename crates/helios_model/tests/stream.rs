@@ -1,6 +1,9 @@
 //! The streaming generator on the tiny checkpoint: flat memory over many chunks, prompt switches
 //! that reach the model, cancellation, seeds, mid-stream I2V and request validation.
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -243,8 +243,8 @@ mod tests {
                             count += 1.0;
                         }
                     }
-                    for c in 0..3 {
-                        let mean = (sum[c] / count / 255.0) as f32;
+                    for (c, channel_sum) in sum.iter().enumerate() {
+                        let mean = (channel_sum / count / 255.0) as f32;
                         let got = frame.stats.grid[cy * g + cx][c];
                         assert!(
                             (got - mean).abs() < 1e-4,

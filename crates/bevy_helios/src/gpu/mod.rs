@@ -7,7 +7,7 @@
 //!   ([`SharedWgpuDevice`], `init_device`).
 //! * **Upload** ([`UploadPath::GpuResident`](crate::UploadPath), [`HeliosGpuUploads`]): the frame
 //!   is copied buffer-to-texture in the render world, from the model's own buffer on the shared
-//!   device (a [`GpuFrameBuffer`](crate::frame::GpuFrameBuffer), **no readback**) or from a
+//!   device (a GPU frame buffer, **no readback**) or from a
 //!   staging buffer written from CPU bytes (the NdArray and CUDA backends, or wgpu on a device of
 //!   its own).
 //!

@@ -22,13 +22,12 @@ pub(super) fn apply_settings_asset(
         return;
     };
     for event in events.read() {
-        if event.is_loaded_with_dependencies(&handle.0) || event.is_modified(&handle.0) {
-            if let Some(asset) = assets.get(&handle.0)
-                && *settings != asset.0
-            {
-                info!("bevy_helios: settings (re)loaded from the asset");
-                *settings = asset.0.clone();
-            }
+        if (event.is_loaded_with_dependencies(&handle.0) || event.is_modified(&handle.0))
+            && let Some(asset) = assets.get(&handle.0)
+            && *settings != asset.0
+        {
+            info!("bevy_helios: settings (re)loaded from the asset");
+            *settings = asset.0.clone();
         }
     }
 }

@@ -185,9 +185,7 @@ pub(super) fn apply_stream_events(
                 }
                 stopped.write(StreamStopped(entity));
             }
-            WorkerEvent::Generating { .. }
-            | WorkerEvent::Chunk { .. }
-            | WorkerEvent::Error { .. } => {}
+            WorkerEvent::Chunk { .. } | WorkerEvent::Error { .. } => {}
         }
     }
 }

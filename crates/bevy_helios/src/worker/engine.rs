@@ -22,10 +22,6 @@ pub type StreamId = u64;
 pub struct EngineChunk {
     /// Chunk number within its stream (0, 1, ...).
     pub index: usize,
-    /// Frame width.
-    pub width: u32,
-    /// Frame height.
-    pub height: u32,
     /// The frames.
     pub frames: Vec<Frame>,
 }

@@ -6,15 +6,14 @@
 //!
 //! Backends: NdArray (CPU), wgpu (frames left on the shared device when asked) and CUDA (frames
 //! read back: CUDA cannot share Bevy's wgpu device, so they reach the texture through host
-//! memory). A missing CUDA driver is a [`HeliosError::BackendUnavailable`], not a crash.
+//! memory; a build with the `cuda` feature). A missing CUDA driver, or a build without the feature,
+//! is a [`HeliosError::BackendUnavailable`], not a crash.
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use burn::backend::cuda::CudaDevice;
-use burn::backend::{Cuda, NdArray, Wgpu};
+use burn::backend::{NdArray, Wgpu};
 use burn::tensor::backend::Backend;
 use helios_model::pipeline::{ChunkStream, Frames, HeliosPipeline, LoadOptions, StreamRequest};
 
@@ -98,84 +97,21 @@ pub(super) fn load(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> 
             };
             Box::new(HeliosEngine::<Wgpu>::load(config, &device, true, export)?)
         }
-        HeliosBackend::Cuda => Box::new(HeliosEngine::<Cuda>::load(
+        #[cfg(feature = "cuda")]
+        HeliosBackend::Cuda => Box::new(HeliosEngine::<burn::backend::Cuda>::load(
             config,
-            &cuda_device()?,
+            &super::cuda::device()?,
             true,
             read_back,
         )?),
-    })
-}
-
-fn cuda_unavailable(reason: impl Into<String>) -> HeliosError {
-    HeliosError::BackendUnavailable {
-        backend: "CUDA",
-        reason: reason.into(),
-    }
-}
-
-/// The first CUDA device, once its driver answered. burn's CUDA runtime panics when it cannot
-/// load the driver library; that is checked for first where it can be, and caught otherwise.
-fn cuda_device() -> HeliosResult<CudaDevice> {
-    if cuda_driver_present() == Some(false) {
-        return Err(cuda_unavailable(
-            "no CUDA driver library (libcuda / nvcuda) on this machine",
-        ));
-    }
-    let device = CudaDevice::default();
-    match catch_unwind(AssertUnwindSafe(|| <Cuda as Backend>::sync(&device))) {
-        Ok(Ok(())) => Ok(device),
-        Ok(Err(e)) => Err(cuda_unavailable(format!("the device failed: {e:?}"))),
-        Err(panic) => Err(cuda_unavailable(
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "the CUDA runtime failed to start".to_owned()),
-        )),
-    }
-}
-
-/// Whether the CUDA driver library is where the dynamic loader looks: on Linux the loader cache
-/// (`/etc/ld.so.cache`), `LD_LIBRARY_PATH` and the usual library folders, on Windows `System32`.
-/// `None` where this is not known (other systems).
-fn cuda_driver_present() -> Option<bool> {
-    if cfg!(target_os = "linux") {
-        const LIB: &str = "libcuda.so";
-        let in_cache = std::fs::read("/etc/ld.so.cache")
-            .is_ok_and(|cache| cache.windows(LIB.len()).any(|w| w == LIB.as_bytes()));
-        let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
-            .map(|p| std::env::split_paths(&p).collect())
-            .unwrap_or_default();
-        for dir in [
-            "/lib",
-            "/lib64",
-            "/usr/lib",
-            "/usr/lib64",
-            "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib/aarch64-linux-gnu",
-            "/usr/lib/wsl/lib",
-            "/usr/local/cuda/lib64",
-            "/usr/local/cuda/compat",
-            "/run/opengl-driver/lib",
-        ] {
-            dirs.push(dir.into());
+        #[cfg(not(feature = "cuda"))]
+        HeliosBackend::Cuda => {
+            return Err(HeliosError::BackendUnavailable {
+                backend: "CUDA",
+                reason: "bevy_helios was built without its `cuda` feature".to_owned(),
+            });
         }
-        let in_dirs = dirs
-            .iter()
-            .any(|d| d.join(LIB).exists() || d.join(format!("{LIB}.1")).exists());
-        Some(in_cache || in_dirs)
-    } else if cfg!(target_os = "windows") {
-        let root = std::env::var_os("SystemRoot").unwrap_or_else(|| "C:\\Windows".into());
-        Some(
-            std::path::Path::new(&root)
-                .join("System32")
-                .join("nvcuda.dll")
-                .exists(),
-        )
-    } else {
-        None
-    }
+    })
 }
 
 impl<B: Backend> ChunkEngine for HeliosEngine<B> {
@@ -189,10 +125,11 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
     fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> HeliosResult<EngineChunk> {
         let chunk = self.stream(id)?.next_chunk(cancel)?;
         let frames = &chunk.frames;
+        // Frames a texture cannot hold are an error here, not a failed upload later.
+        texture_side(frames.width())?;
+        texture_side(frames.height())?;
         Ok(EngineChunk {
             index: chunk.index,
-            width: texture_side(frames.width())?,
-            height: texture_side(frames.height())?,
             frames: (self.export)(frames)?,
         })
     }
@@ -210,21 +147,27 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "cuda")))]
 mod tests {
     use super::*;
 
-    /// Without a CUDA driver (this machine, CI), the CUDA backend is a typed error and the
-    /// process goes on; with one, the device answers.
+    /// Without the `cuda` feature the CUDA backend is a typed error, not a missing variant.
     #[test]
-    fn cuda_without_a_driver_is_a_typed_error() {
-        match cuda_device() {
-            Ok(device) => assert!(<Cuda as Backend>::sync(&device).is_ok()),
+    fn cuda_in_a_build_without_it_is_a_typed_error() {
+        let config = EngineConfig {
+            model_dir: None,
+            backend: HeliosBackend::Cuda,
+            shared_wgpu: None,
+            gpu_frames: false,
+            precision: Default::default(),
+        };
+        match load(&config) {
             Err(HeliosError::BackendUnavailable { backend, reason }) => {
                 assert_eq!(backend, "CUDA");
-                assert!(!reason.is_empty());
+                assert!(reason.contains("`cuda` feature"), "{reason}");
             }
             Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("a CUDA engine in a build without CUDA"),
         }
     }
 }

@@ -12,6 +12,8 @@
 //! plugin uses the distance to the camera) makes the next chunk; ties go round-robin. A stream
 //! with priority `None` (off-screen) is paused: it keeps its state but makes nothing.
 
+#[cfg(feature = "cuda")]
+mod cuda;
 mod engine;
 mod helios_engine;
 #[cfg(test)]
@@ -104,23 +106,12 @@ pub enum WorkerEvent {
         /// The stream.
         id: StreamId,
     },
-    /// A stream began generating chunk `index` (progress).
-    Generating {
-        /// The stream.
-        id: StreamId,
-        /// The chunk.
-        index: usize,
-    },
     /// A chunk is ready.
     Chunk {
         /// The stream.
         id: StreamId,
         /// Chunk number in the stream.
         index: usize,
-        /// Frame width.
-        width: u32,
-        /// Frame height.
-        height: u32,
         /// The frames, with their colour statistics.
         frames: Vec<Frame>,
         /// Seconds the chunk took.

@@ -240,8 +240,6 @@ impl WorkerThread {
                 return self.emit(WorkerEvent::Chunk {
                     id,
                     index: chunk.index,
-                    width: chunk.width,
-                    height: chunk.height,
                     frames: chunk.frames,
                     seconds: started.elapsed().as_secs_f32(),
                 });

@@ -6,9 +6,11 @@
 
 use std::any::Any;
 
+#[cfg(feature = "cuda")]
 use burn::backend::cuda::CudaDevice;
 use burn::backend::wgpu::WgpuDevice;
 use cubecl::Runtime;
+#[cfg(feature = "cuda")]
 use cubecl::cuda::CudaRuntime;
 use cubecl::wgpu::WgpuRuntime;
 
@@ -26,9 +28,14 @@ pub fn usage<D: Any>(device: &D) -> Option<DeviceMemory> {
     let device = device as &dyn Any;
     let usage = if let Some(d) = device.downcast_ref::<WgpuDevice>() {
         WgpuRuntime::client(d).memory_usage().ok()?
-    } else if let Some(d) = device.downcast_ref::<CudaDevice>() {
-        CudaRuntime::client(d).memory_usage().ok()?
     } else {
+        #[cfg(feature = "cuda")]
+        if let Some(d) = device.downcast_ref::<CudaDevice>() {
+            CudaRuntime::client(d).memory_usage().ok()?
+        } else {
+            return None;
+        }
+        #[cfg(not(feature = "cuda"))]
         return None;
     };
     Some(DeviceMemory {

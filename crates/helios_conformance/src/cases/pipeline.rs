@@ -339,8 +339,7 @@ fn timestep_line(case: &Case, port: &[(usize, f64)]) -> Result<CheckLine> {
     let to_data = |v: &[(usize, f64)]| {
         TensorData::new(
             v.iter()
-                .map(|&(c, t)| vec![c as f32, t as f32])
-                .flatten()
+                .flat_map(|&(c, t)| [c as f32, t as f32])
                 .collect::<Vec<f32>>(),
             [v.len(), 2],
         )

@@ -2,6 +2,9 @@
 //! every check line must be OK at the case's own tolerances. One test binary, so the port's generic
 //! pipeline is compiled once for both backends rather than once per case file.
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 mod pipeline;
 mod scheduler;

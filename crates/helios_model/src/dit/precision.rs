@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn rounding_matches_bf16() {
-        let values = vec![1.0f32, 1.0039, 1.001, 3.14159265, -1234.567, 1e-3, 0.0];
+        let values = vec![1.0f32, 1.0039, 1.001, 2.718_281_7, -1234.567, 1e-3, 0.0];
         let t = Tensor::<TestBackend, 1>::from_data(
             TensorData::new(values.clone(), [values.len()]),
             &Default::default(),

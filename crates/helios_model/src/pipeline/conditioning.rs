@@ -142,18 +142,33 @@ fn noised<B: Backend>(
     Ok(eps.mul_scalar(sigma) + z.mul_scalar(1.0 - sigma))
 }
 
+/// The size conditioning is encoded at: the video's `height x width` and the chunk length in
+/// latent frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConditioningSize {
+    /// Video height in pixels.
+    pub height: usize,
+    /// Video width in pixels.
+    pub width: usize,
+    /// Latent frames per chunk.
+    pub latent_frames_per_chunk: usize,
+}
+
 /// Encodes an image (I2V) at `height x width`: the prefix is the noised image latent, the history
 /// ends with the noised last latent frame of the image repeated over one chunk (`fake_image_latents`).
 pub fn prepare_image<B: Backend>(
     vae: &WanVae<B>,
     image: &RgbImage,
-    height: usize,
-    width: usize,
-    latent_frames_per_chunk: usize,
+    size: ConditioningSize,
     sigmas: ConditioningNoise,
     noise: &mut dyn NoiseSource,
     device: &B::Device,
 ) -> Result<ConditioningLatents<B>> {
+    let ConditioningSize {
+        height,
+        width,
+        latent_frames_per_chunk,
+    } = size;
     let x = frames_to_tensor::<B>(std::slice::from_ref(image), height, width, device);
     let image_latents = encode_sample(vae, x.clone(), noise)?;
     let min_frames = (latent_frames_per_chunk - 1) * vae.temporal_factor() + 1;
@@ -171,13 +186,16 @@ pub fn prepare_image<B: Backend>(
 pub fn prepare_video<B: Backend>(
     vae: &WanVae<B>,
     frames: &[RgbImage],
-    height: usize,
-    width: usize,
-    latent_frames_per_chunk: usize,
+    size: ConditioningSize,
     sigmas: ConditioningNoise,
     noise: &mut dyn NoiseSource,
     device: &B::Device,
 ) -> Result<ConditioningLatents<B>> {
+    let ConditioningSize {
+        height,
+        width,
+        latent_frames_per_chunk,
+    } = size;
     let min_frames = (latent_frames_per_chunk - 1) * vae.temporal_factor() + 1;
     let windows = frames.len() / min_frames;
     if windows == 0 {

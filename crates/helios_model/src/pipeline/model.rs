@@ -276,13 +276,13 @@ impl<B: Backend> HeliosPipeline<B> {
         let bad = |msg: String| Err(Error::InvalidRequest(msg));
         let params = &request.params;
         check_prompt("prompt", &request.prompt)?;
-        if let Some(n) = &params.negative_prompt {
-            if n.len() > MAX_PROMPT_BYTES {
-                return bad(format!(
-                    "the negative prompt is {} bytes; the limit is {MAX_PROMPT_BYTES}",
-                    n.len()
-                ));
-            }
+        if let Some(n) = &params.negative_prompt
+            && n.len() > MAX_PROMPT_BYTES
+        {
+            return bad(format!(
+                "the negative prompt is {} bytes; the limit is {MAX_PROMPT_BYTES}",
+                n.len()
+            ));
         }
         let m = self.size_multiple();
         let (height, width) = params.size();

@@ -32,12 +32,12 @@ impl<B: Backend> PromptCache<B> {
 
     /// The embeddings of `prompt`, encoded on a miss.
     pub fn get(&mut self, text: &TextEncoder<B>, prompt: &str) -> Result<Tensor<B, 3>> {
-        if let Some(pos) = self.entries.iter().position(|(p, _)| p == prompt) {
-            if let Some(entry) = self.entries.remove(pos) {
-                let embeds = entry.1.clone();
-                self.entries.push_front(entry);
-                return Ok(embeds);
-            }
+        if let Some(pos) = self.entries.iter().position(|(p, _)| p == prompt)
+            && let Some(entry) = self.entries.remove(pos)
+        {
+            let embeds = entry.1.clone();
+            self.entries.push_front(entry);
+            return Ok(embeds);
         }
         let embeds = text.encode(&[prompt], self.max_sequence_length)?;
         self.entries.push_front((prompt.to_owned(), embeds.clone()));

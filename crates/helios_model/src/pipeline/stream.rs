@@ -14,7 +14,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use image::RgbImage;
 
-use super::conditioning::{Conditioning, prepare_image, prepare_video};
+use super::conditioning::{Conditioning, ConditioningSize, prepare_image, prepare_video};
 use super::denoise::{ChunkDenoiser, DitCall};
 use super::frames::Frames;
 use super::history::HistoryBuffer;
@@ -91,15 +91,18 @@ impl<B: Backend> ChunkStream<B> {
         let channels = pipeline.checkpoint().transformer.in_channels;
         let mut history = HistoryBuffer::zeros(layout, channels, h, w, &device);
         let vae = pipeline.vae();
-        let (height, width, sigmas) = (resolved.height, resolved.width, request.conditioning_noise);
+        let size = ConditioningSize {
+            height: resolved.height,
+            width: resolved.width,
+            latent_frames_per_chunk: layout.chunk,
+        };
+        let sigmas = request.conditioning_noise;
         let prepared = match &request.conditioning {
             Conditioning::None => None,
             Conditioning::Image(img) => Some(prepare_image(
                 vae,
                 img,
-                height,
-                width,
-                layout.chunk,
+                size,
                 sigmas,
                 noise.as_mut(),
                 &device,
@@ -107,9 +110,7 @@ impl<B: Backend> ChunkStream<B> {
             Conditioning::Video(frames) => Some(prepare_video(
                 vae,
                 frames,
-                height,
-                width,
-                layout.chunk,
+                size,
                 sigmas,
                 noise.as_mut(),
                 &device,
@@ -232,9 +233,11 @@ impl<B: Backend> ChunkStream<B> {
         let prepared = prepare_image(
             p.vae(),
             &image,
-            self.resolved.height,
-            self.resolved.width,
-            p.layout().chunk,
+            ConditioningSize {
+                height: self.resolved.height,
+                width: self.resolved.width,
+                latent_frames_per_chunk: p.layout().chunk,
+            },
             self.request.conditioning_noise,
             self.noise.as_mut(),
             p.device(),

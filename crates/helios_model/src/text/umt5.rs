@@ -397,7 +397,7 @@ mod tests {
         let x = Tensor::<crate::TestBackend, 1>::from_floats([-3.0, -0.5, 0.0, 1.0, 2.5], &device);
         let got = gelu_tanh(x).into_data().to_vec::<f32>().unwrap();
         // torch.nn.functional.gelu(x, approximate="tanh")
-        let want = [-0.0036374, -0.1542859, 0.0, 0.8411920, 2.4849157];
+        let want = [-0.003_637_4, -0.154_285_9, 0.0, 0.841_192, 2.484_915_7];
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{got:?}");
         }
