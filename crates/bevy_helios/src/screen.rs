@@ -122,6 +122,10 @@ pub struct HeliosStream {
     pub buffered: usize,
     /// Seconds the last chunk took to generate.
     pub last_chunk_seconds: f32,
+    /// Denoising steps per stage of the last chunk, when
+    /// [`HeliosSettings::adaptive_quality`](crate::HeliosSettings::adaptive_quality) runs the
+    /// stream (they drop when chunks take longer to make than they play for).
+    pub steps: Option<Vec<usize>>,
     /// The scheduling priority (distance to the nearest camera); `None` while paused.
     pub priority: Option<f32>,
     /// Colour statistics of the frame on screen (drives [`HeliosLight`](crate::light::HeliosLight)).

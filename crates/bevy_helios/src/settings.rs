@@ -107,6 +107,16 @@ pub struct HeliosSettings {
     pub prompt_interpolation_chunks: usize,
     /// The template that turns a [`SceneContext`](crate::prompt::SceneContext) into a prompt.
     pub template: PromptTemplate,
+    /// Weight-only quantisation of the DiT's block weights: `Int8` stores one byte per weight and
+    /// a float32 scale per 32 (about half the memory of bf16), for cards smaller than the model.
+    #[reflect(ignore)]
+    pub quantization: helios_model::dit::WeightQuantization,
+    /// Hold real time when the GPU cannot: when a chunk takes longer to make than it plays
+    /// for, the stream's denoising steps per stage drop (the full-resolution stage first) and
+    /// come back when there is headroom. The steps of the last chunk are in
+    /// [`HeliosStream::steps`](crate::HeliosStream::steps). Applies to streams started after a
+    /// change.
+    pub adaptive_quality: bool,
 }
 
 impl Default for HeliosSettings {
@@ -136,6 +146,8 @@ impl Default for HeliosSettings {
             prompt_debounce_secs: 0.25,
             prompt_interpolation_chunks: 2,
             template: PromptTemplate::default(),
+            quantization: helios_model::dit::WeightQuantization::None,
+            adaptive_quality: true,
         }
     }
 }
@@ -215,6 +227,7 @@ impl HeliosSettings {
             || self.backend != other.backend
             || self.precision != other.precision
             || self.gpu_sharing != other.gpu_sharing
+            || self.quantization != other.quantization
             // The wgpu worker leaves frames on the GPU only for the GPU-resident upload.
             || (self.backend == HeliosBackend::Wgpu && self.upload != other.upload)
             || self.generation != other.generation

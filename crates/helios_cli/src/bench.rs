@@ -87,7 +87,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let pipeline = Arc::new(load_pipeline::<B>(
             &dir,
             &device,
-            args.model.precision::<B>(&device),
+            args.model.load_options::<B>(&device),
         )?);
         bench::<B>(&pipeline, &request, args)
     })

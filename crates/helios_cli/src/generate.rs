@@ -115,7 +115,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         let pipeline = Arc::new(load_pipeline::<B>(
             &dir,
             &device,
-            args.model.precision::<B>(&device),
+            args.model.load_options::<B>(&device),
         )?);
         match generate::<B>(pipeline, request, args.frames, &target, &INTERRUPTED) {
             Ok(summary) => summary,

@@ -95,6 +95,19 @@ pub fn case_names(fixture_dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+pub use cases::int8_tolerance;
+
+/// The `transformer_full` forward with the DiT's block weights quantised (`quantization`),
+/// against the reference's float32 velocity, at this port's own bound ([`int8_tolerance`]): the
+/// reference has no quantised path.
+pub fn check_quantized_transformer<B: Backend>(
+    fixture_dir: &Path,
+    quantization: helios_model::dit::WeightQuantization,
+    device: &B::Device,
+) -> Result<CheckLine> {
+    cases::quantized_transformer::<B>(fixture_dir, quantization, device)
+}
+
 /// Runs one golden case of the fixture set in `fixture_dir` on backend `B`.
 pub fn run_case<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
     cases::run::<B>(fixture_dir, name, device)

@@ -376,6 +376,9 @@ pub enum StoreAs {
 pub struct DtypePolicy {
     /// The dtype of most parameters.
     pub store: StoreAs,
+    /// Weight-only quantisation, applied to each matching tensor right after it is loaded (so
+    /// the device never holds the unquantised model).
+    pub quantize: Option<QuantizePolicy>,
     /// Module names kept in float32.
     pub keep_f32: &'static [&'static str],
 }
@@ -384,6 +387,7 @@ impl DtypePolicy {
     /// Everything float32.
     pub const F32: Self = Self {
         store: StoreAs::F32,
+        quantize: None,
         keep_f32: &[],
     };
 
@@ -395,6 +399,16 @@ impl DtypePolicy {
             self.store
         }
     }
+}
+
+/// Which parameters are quantised as they are loaded, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantizePolicy {
+    /// burn's quantisation scheme.
+    pub scheme: burn::tensor::quantization::QuantScheme,
+    /// Whether the parameter at this burn path (`blocks.0.attn1.to_q.weight`) with this shape
+    /// is quantised.
+    pub applies: fn(&str, &[usize]) -> bool,
 }
 
 /// Progress of [`load_module`].
@@ -423,6 +437,8 @@ pub struct LoadReport {
     pub bytes_stored: usize,
     /// Tensors per dtype conversion, `"BF16 -> F16"` (unchanged dtypes are listed too, `"F32 -> F32"`).
     pub conversions: BTreeMap<String, usize>,
+    /// Tensors stored quantised ([`DtypePolicy::quantize`]).
+    pub quantized: usize,
 }
 
 impl std::fmt::Display for LoadReport {
@@ -438,6 +454,9 @@ impl std::fmt::Display for LoadReport {
         )?;
         for (conversion, n) in &self.conversions {
             write!(f, ", {n} {conversion}")?;
+        }
+        if self.quantized > 0 {
+            write!(f, ", {} quantised", self.quantized)?;
         }
         if !self.ignored.is_empty() {
             write!(f, ", {} unused keys ignored", self.ignored.len())?;
@@ -529,7 +548,18 @@ impl<B: Backend> Loader<'_, B> {
         // `[in, out]`: matmuls read it in order, and no backend sees a strided weight (burn's
         // fused wgpu matmul computes a wrong product from a transposed view of a loaded tensor).
         let data = if transpose { transpose_2d(data) } else { data };
-        let tensor = Tensor::<B, D>::from_data(data, (device, to));
+        let mut tensor = Tensor::<B, D>::from_data(data, (device, to));
+        if let Some(q) = self.policy.quantize
+            && (q.applies)(&burn_path, shape)
+        {
+            let values = tensor.shape().num_elements();
+            tensor = crate::dit::quantize::quantize_tensor(tensor, &q.scheme);
+            self.report.quantized += 1;
+            // One byte per value and a float32 scale per block, instead of the dtype's bytes.
+            self.report.bytes_stored = self.report.bytes_stored - values * to.size()
+                + values
+                + values.div_ceil(usize::from(crate::dit::quantize::BLOCK)) * 4;
+        }
         self.used.insert(key);
         (self.progress)(LoadProgress {
             loaded: self.used.len(),

@@ -146,6 +146,33 @@ fn same_seed_same_video_and_prompt_switches_reach_the_model() {
     assert!(max_abs_diff(&blended.1, &at_once.1) > 1e-5);
 }
 
+/// Steps change between chunks (adaptive quality): fewer steps make the next chunk with fewer DiT
+/// calls; bad steps are refused and change nothing.
+#[test]
+fn steps_change_between_chunks() {
+    let p = pipeline();
+    let mut request = small("a candle flickering", 3);
+    request.params.steps = Some(vec![2, 2, 2]);
+    request.params.amplify_first_chunk = false;
+    let mut s = ChunkStream::new(p, request).expect("stream");
+    let cancel = AtomicBool::new(false);
+    let calls = |s: &ChunkStream<B>| {
+        s.next_chunk_stage_steps()
+            .expect("steps")
+            .iter()
+            .sum::<usize>()
+    };
+    assert_eq!(calls(&s), 6);
+    s.next_chunk(&cancel).expect("chunk 0");
+    s.set_steps(vec![1, 1, 1]).expect("fewer steps");
+    assert_eq!(s.steps(), &[1, 1, 1]);
+    assert_eq!(calls(&s), 3);
+    assert!(s.set_steps(vec![1, 1]).is_err(), "one count per stage");
+    assert!(s.set_steps(vec![1, 0, 1]).is_err(), "a stage needs a step");
+    assert_eq!(s.steps(), &[1, 1, 1], "a refused change changes nothing");
+    assert_eq!(s.next_chunk(&cancel).expect("chunk 1").index, 1);
+}
+
 #[test]
 fn cancel_between_dit_calls_leaves_the_stream_usable() {
     let p = pipeline();

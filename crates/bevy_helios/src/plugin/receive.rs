@@ -90,7 +90,7 @@ pub(super) fn queue_chunks(
             index,
             frames,
             seconds,
-            ..
+            steps,
         } = event
         else {
             continue;
@@ -120,6 +120,7 @@ pub(super) fn queue_chunks(
         playback.ring.push(frames);
         stream.chunks += 1;
         stream.last_chunk_seconds = *seconds;
+        stream.steps = steps.take();
         stream.buffered = playback.ring.len();
         ready.write(ChunkReady {
             entity,

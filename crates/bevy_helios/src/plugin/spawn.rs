@@ -56,6 +56,7 @@ fn engine_config(settings: &HeliosSettings, shared: Option<&SharedWgpuDevice>) -
         model_dir: settings.model_dir.clone(),
         backend: settings.backend,
         precision: settings.precision,
+        quantization: settings.quantization,
         gpu_frames: settings.upload == UploadPath::GpuResident && shared_wgpu.is_some(),
         shared_wgpu,
     }

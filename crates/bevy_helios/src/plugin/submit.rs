@@ -10,7 +10,7 @@ use crate::capture::{PendingConditioning, PendingImage, image_to_rgb};
 use crate::messages::{HeliosWorkerError, SetConditioningImage};
 use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus, StreamState};
 use crate::settings::HeliosSettings;
-use crate::worker::WorkerCommand;
+use crate::worker::{QualityPolicy, WorkerCommand};
 
 /// Run condition of the systems that drive the streams: a worker runs and the settings are valid.
 pub(super) fn streams_can_run(worker: Res<HeliosWorker>) -> bool {
@@ -45,7 +45,17 @@ pub(super) fn start_streams(
         params.seed = params.seed.wrapping_add(worker.next_seed);
         worker.next_seed += 1;
         let request = Box::new(StreamRequest::with_params(prompt.clone(), params));
-        worker.send(WorkerCommand::Start { id, request }, capacity);
+        let quality = settings
+            .adaptive_quality
+            .then(|| QualityPolicy::at_fps(settings.fps));
+        worker.send(
+            WorkerCommand::Start {
+                id,
+                request,
+                quality,
+            },
+            capacity,
+        );
         let priority = stream.priority;
         worker.send(WorkerCommand::SetPriority { id, priority }, capacity);
         worker.streams.insert(id, entity);

@@ -41,6 +41,8 @@ pub struct EngineConfig {
     pub gpu_frames: bool,
     /// The DiT's precision.
     pub precision: crate::HeliosPrecision,
+    /// Weight-only quantisation of the DiT's block weights.
+    pub quantization: helios_model::dit::WeightQuantization,
 }
 
 /// A loaded model serving several streams. It is built on the worker thread and never leaves it,
@@ -53,6 +55,10 @@ pub trait ChunkEngine {
     fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> HeliosResult<EngineChunk>;
     /// Switches the prompt of stream `id`, interpolated over the next `over_chunks` chunks.
     fn set_prompt(&mut self, id: StreamId, prompt: &str, over_chunks: usize) -> HeliosResult<()>;
+    /// The denoising steps per stage stream `id` uses.
+    fn steps(&self, id: StreamId) -> HeliosResult<Vec<usize>>;
+    /// Changes the steps per stage of stream `id` from its next chunk on (adaptive quality).
+    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> HeliosResult<()>;
     /// Sets the I2V conditioning image of stream `id`.
     fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> HeliosResult<()>;
     /// Drops stream `id` (no-op when unknown).

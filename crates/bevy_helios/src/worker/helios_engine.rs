@@ -46,7 +46,8 @@ impl<B: Backend> HeliosEngine<B> {
             Some(dir) => dir.clone(),
             None => crate::settings::HeliosSettings::embedded_model_dir()?,
         };
-        let pipeline = HeliosPipeline::load_with(&dir, device, LoadOptions::at(precision))?;
+        let options = LoadOptions::at(precision).quantized(config.quantization);
+        let pipeline = HeliosPipeline::load_with(&dir, device, options)?;
         Ok(Self {
             pipeline: Arc::new(pipeline),
             streams: HashMap::new(),
@@ -138,6 +139,17 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
         Ok(self.stream(id)?.set_prompt(prompt, over_chunks)?)
     }
 
+    fn steps(&self, id: StreamId) -> HeliosResult<Vec<usize>> {
+        self.streams
+            .get(&id)
+            .map(|s| s.steps().to_vec())
+            .ok_or(HeliosError::UnknownStream(id))
+    }
+
+    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> HeliosResult<()> {
+        Ok(self.stream(id)?.set_steps(steps)?)
+    }
+
     fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> HeliosResult<()> {
         Ok(self.stream(id)?.set_image(image)?)
     }
@@ -160,6 +172,7 @@ mod tests {
             shared_wgpu: None,
             gpu_frames: false,
             precision: Default::default(),
+            quantization: Default::default(),
         };
         match load(&config) {
             Err(HeliosError::BackendUnavailable { backend, reason }) => {

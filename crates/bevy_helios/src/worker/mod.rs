@@ -16,6 +16,7 @@
 mod cuda;
 mod engine;
 mod helios_engine;
+mod quality;
 #[cfg(test)]
 mod tests;
 mod thread;
@@ -30,6 +31,7 @@ use crate::error::{HeliosError, HeliosResult};
 use crate::frame::Frame;
 pub use engine::{ChunkEngine, EngineConfig, StreamId};
 use helios_model::pipeline::StreamRequest;
+pub use quality::{QualityController, QualityPolicy};
 use thread::WorkerThread;
 
 /// A request to the worker.
@@ -41,6 +43,8 @@ pub enum WorkerCommand {
         id: StreamId,
         /// What to generate.
         request: Box<StreamRequest>,
+        /// Adaptive quality: `Some` lowers the steps when chunks take longer than they play.
+        quality: Option<QualityPolicy>,
     },
     /// Drop a stream.
     Stop {
@@ -116,6 +120,8 @@ pub enum WorkerEvent {
         frames: Vec<Frame>,
         /// Seconds the chunk took.
         seconds: f32,
+        /// The steps per stage it was made with, when adaptive quality runs on the stream.
+        steps: Option<Vec<usize>>,
     },
     /// The worker switched a stream to this prompt.
     PromptApplied {

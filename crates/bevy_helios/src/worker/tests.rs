@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::thread::{Slot, pick_next};
 use super::*;
 use crate::error::HeliosError;
+use crate::frame::Frame;
 
 fn slot(priority: Option<f32>, credits: u32, last_served: u64) -> Slot {
     Slot {
@@ -53,6 +54,7 @@ fn tiny() -> EngineConfig {
         shared_wgpu: None,
         gpu_frames: false,
         precision: Default::default(),
+        quantization: Default::default(),
     }
 }
 
@@ -77,6 +79,7 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
     w.try_send(WorkerCommand::Start {
         id: 1,
         request: request(100),
+        quality: None,
     })
     .unwrap();
     match next_event(&w) {
@@ -93,6 +96,7 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
     w.try_send(WorkerCommand::Start {
         id: 2,
         request: request(width),
+        quality: None,
     })
     .unwrap();
     w.try_send(WorkerCommand::Grant { id: 2, chunks: 2 })
@@ -163,6 +167,7 @@ fn load_error_is_reported_and_thread_ends() {
         shared_wgpu: None,
         gpu_frames: false,
         precision: Default::default(),
+        quantization: Default::default(),
     };
     let mut w = Worker::spawn(cfg, 4, 4).unwrap();
     assert!(matches!(
@@ -173,4 +178,118 @@ fn load_error_is_reported_and_thread_ends() {
         }
     ));
     assert!(w.shutdown());
+}
+
+/// An engine whose chunks take `ms_per_cost` milliseconds per unit of
+/// [`quality::relative_cost`] of their steps: a GPU too slow for the stream's full steps.
+struct SlowEngine {
+    ms_per_cost: f32,
+    streams: HashMap<StreamId, (Vec<usize>, usize)>,
+}
+
+impl ChunkEngine for SlowEngine {
+    fn start(&mut self, id: StreamId, _request: StreamRequest) -> HeliosResult<()> {
+        self.streams.insert(id, (vec![2, 2, 2], 0));
+        Ok(())
+    }
+
+    fn next_chunk(
+        &mut self,
+        id: StreamId,
+        _cancel: &std::sync::atomic::AtomicBool,
+    ) -> HeliosResult<engine::EngineChunk> {
+        let (steps, index) = self
+            .streams
+            .get_mut(&id)
+            .ok_or(HeliosError::UnknownStream(id))?;
+        let ms = self.ms_per_cost * quality::relative_cost(steps);
+        std::thread::sleep(Duration::from_secs_f32(ms / 1000.0));
+        *index += 1;
+        Ok(engine::EngineChunk {
+            index: *index - 1,
+            frames: vec![Frame::from_rgba(vec![0; 4 * 4 * 4], 4, 4); 33],
+        })
+    }
+
+    fn set_prompt(&mut self, _id: StreamId, _prompt: &str, _over: usize) -> HeliosResult<()> {
+        Ok(())
+    }
+
+    fn steps(&self, id: StreamId) -> HeliosResult<Vec<usize>> {
+        self.streams
+            .get(&id)
+            .map(|(steps, _)| steps.clone())
+            .ok_or(HeliosError::UnknownStream(id))
+    }
+
+    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> HeliosResult<()> {
+        let slot = self
+            .streams
+            .get_mut(&id)
+            .ok_or(HeliosError::UnknownStream(id))?;
+        slot.0 = steps;
+        Ok(())
+    }
+
+    fn set_image(&mut self, _id: StreamId, _image: image::RgbImage) -> HeliosResult<()> {
+        Ok(())
+    }
+
+    fn stop(&mut self, id: StreamId) {
+        self.streams.remove(&id);
+    }
+}
+
+/// Chunks of 33 frames played at 330 fps have 0.1 s each; the engine needs ~0.1 s for the full
+/// [2, 2, 2] steps and about half for [2, 1, 1]. With adaptive quality the worker lowers the
+/// steps after the first slow chunk and reports the steps of each chunk; without, it does not.
+#[test]
+fn adaptive_quality_lowers_the_steps_of_a_slow_stream() {
+    let run = |quality: Option<QualityPolicy>| {
+        let w = Worker::spawn_with(
+            || {
+                Ok(Box::new(SlowEngine {
+                    ms_per_cost: 40.0,
+                    streams: HashMap::new(),
+                }) as Box<dyn ChunkEngine>)
+            },
+            8,
+            8,
+        )
+        .unwrap();
+        assert!(matches!(next_event(&w), WorkerEvent::Loaded));
+        w.try_send(WorkerCommand::Start {
+            id: 1,
+            request: request(128),
+            quality,
+        })
+        .unwrap();
+        w.try_send(WorkerCommand::Grant { id: 1, chunks: 4 })
+            .unwrap();
+        let mut steps = Vec::new();
+        while steps.len() < 4 {
+            if let WorkerEvent::Chunk { steps: s, .. } = next_event(&w) {
+                steps.push(s);
+            }
+        }
+        steps
+    };
+    let adaptive = run(Some(QualityPolicy::at_fps(330.0)));
+    assert_eq!(
+        adaptive[0].as_deref(),
+        Some(&[2, 2, 2][..]),
+        "starts at full"
+    );
+    for later in &adaptive[1..] {
+        let later = later.as_deref().unwrap();
+        assert!(
+            quality::relative_cost(later) < quality::relative_cost(&[2, 2, 2]),
+            "fewer steps after a slow chunk: {adaptive:?}"
+        );
+    }
+    assert_eq!(
+        run(None),
+        vec![None; 4],
+        "no adaptive quality, no steps reported"
+    );
 }

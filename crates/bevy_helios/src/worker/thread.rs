@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError};
 
-use super::{ChunkEngine, StreamId, WorkerCommand, WorkerEvent};
+use super::{ChunkEngine, QualityController, StreamId, WorkerCommand, WorkerEvent};
 use crate::error::{HeliosError, HeliosResult};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -53,6 +53,7 @@ pub(super) struct WorkerThread {
     shutdown: Arc<AtomicBool>,
     current: Arc<AtomicU64>,
     streams: HashMap<StreamId, Slot>,
+    quality: HashMap<StreamId, QualityController>,
     served: u64,
 }
 
@@ -71,6 +72,7 @@ impl WorkerThread {
             shutdown,
             current,
             streams: HashMap::new(),
+            quality: HashMap::new(),
             served: 0,
         }
     }
@@ -155,10 +157,29 @@ impl WorkerThread {
                 Err(panic) => Err(HeliosError::WorkerPanicked(panic_message(&*panic))),
             };
         match command {
-            WorkerCommand::Start { id, request } => {
+            WorkerCommand::Start {
+                id,
+                request,
+                quality,
+            } => {
                 let request = *request;
+                self.quality.remove(&id);
                 match guarded(&mut || engine.start(id, request.clone())) {
                     Ok(()) => {
+                        if let Some(policy) = quality {
+                            match engine.steps(id) {
+                                Ok(steps) => {
+                                    self.quality
+                                        .insert(id, QualityController::new(policy, &steps));
+                                }
+                                Err(error) => {
+                                    return self.emit(WorkerEvent::Error {
+                                        id: Some(id),
+                                        error,
+                                    });
+                                }
+                            }
+                        }
                         let last_served = self.served;
                         self.streams.insert(
                             id,
@@ -182,6 +203,7 @@ impl WorkerThread {
                     Ok(())
                 });
                 self.streams.remove(&id);
+                self.quality.remove(&id);
                 self.emit(WorkerEvent::Stopped { id })
             }
             WorkerCommand::SetPrompt {
@@ -237,11 +259,26 @@ impl WorkerThread {
                 if let Some(slot) = self.streams.get_mut(&id) {
                     slot.credits = slot.credits.saturating_sub(1);
                 }
+                let seconds = started.elapsed().as_secs_f32();
+                let steps = match self.adapt(engine, id, seconds, chunk.frames.len()) {
+                    Ok(steps) => steps,
+                    Err(error) => {
+                        self.quality.remove(&id);
+                        if !self.emit(WorkerEvent::Error {
+                            id: Some(id),
+                            error,
+                        }) {
+                            return false;
+                        }
+                        None
+                    }
+                };
                 return self.emit(WorkerEvent::Chunk {
                     id,
                     index: chunk.index,
                     frames: chunk.frames,
-                    seconds: started.elapsed().as_secs_f32(),
+                    seconds,
+                    steps,
                 });
             }
             Ok(Err(error)) if is_cancelled(&error) => return true,
@@ -251,9 +288,32 @@ impl WorkerThread {
         // The stream is in an unknown state: drop it; the others go on.
         let _ = catch_unwind(AssertUnwindSafe(|| engine.stop(id)));
         self.streams.remove(&id);
+        self.quality.remove(&id);
         self.emit(WorkerEvent::Error {
             id: Some(id),
             error,
         }) && self.emit(WorkerEvent::Stopped { id })
+    }
+
+    /// Feeds the chunk's time to the stream's adaptive quality; returns the steps the chunk was
+    /// made with (`None` without adaptive quality) after moving the stream to new steps if asked.
+    fn adapt(
+        &mut self,
+        engine: &mut dyn ChunkEngine,
+        id: StreamId,
+        seconds: f32,
+        frames: usize,
+    ) -> HeliosResult<Option<Vec<usize>>> {
+        let Some(controller) = self.quality.get_mut(&id) else {
+            return Ok(None);
+        };
+        let used = controller.steps().to_vec();
+        if let Some(steps) = controller.observe(seconds, frames) {
+            match catch_unwind(AssertUnwindSafe(|| engine.set_steps(id, steps))) {
+                Ok(result) => result?,
+                Err(panic) => return Err(HeliosError::WorkerPanicked(panic_message(&*panic))),
+            }
+        }
+        Ok(Some(used))
     }
 }

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use helios_model::config::{HeliosCheckpoint, PipelineClass};
+use helios_model::dit::quantize::quantize_blocks;
 use helios_model::dit::{DitInput, HeliosTransformer3DModel};
 use helios_model::pipeline::SeededNoise;
 use helios_model::pipeline::{ChunkDenoiser, HistoryBuffer, HistoryLayout, Sampling};
@@ -147,6 +148,7 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
         WEIGHT_SEED,
         &device,
     )?;
+    let (dit, quantized) = quantize_blocks(dit, args.model.quantize.into(), &device);
     let vae = random_vae::<B>(&ckpt.vae, WEIGHT_SEED + 1, &device);
     let text = random_text_encoder::<B>(&ckpt.text_encoder, text_layers, WEIGHT_SEED + 2, &device)?;
     sync::<B>(&device)?;
@@ -156,10 +158,12 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
     let weights = memory.sample(&device);
     let steps_text: Vec<String> = steps.iter().map(usize::to_string).collect();
     println!(
-        "random weights from {}: DiT {}/{} blocks at {precision:?}, text encoder {}/{} layers, VAE; {width}x{height}, steps {}, {:?}; built in {built_s:.1} s",
+        "random weights from {}: DiT {}/{} blocks at {precision:?} ({} block weights quantised, {:?}), text encoder {}/{} layers, VAE; {width}x{height}, steps {}, {:?}; built in {built_s:.1} s",
         config_dir.display(),
         dit.blocks.len(),
         ckpt.transformer.num_layers,
+        quantized.tensors,
+        args.model.quantize,
         text.encoder.block.len(),
         ckpt.text_encoder.num_layers,
         steps_text.join(","),

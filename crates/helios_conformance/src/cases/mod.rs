@@ -12,6 +12,8 @@ use burn::tensor::backend::Backend;
 
 use crate::{Outcome, Result};
 
+pub use transformer::{int8_tolerance, quantized as quantized_transformer};
+
 /// Runs the case `name`.
 pub fn run<B: Backend>(fixture_dir: &Path, name: &str, device: &B::Device) -> Result<Outcome> {
     match name {

@@ -10,9 +10,11 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use helios_model::dit::{DitInput, HeliosTransformer3DModel, History, HistoryTerm, Precision, Tap};
+use helios_model::dit::{
+    DitInput, HeliosTransformer3DModel, History, HistoryTerm, Precision, Tap, WeightQuantization,
+};
 
-use crate::{Case, CheckLine, Outcome, Result, compare};
+use crate::{Case, CheckLine, Outcome, Result, Tolerance, compare};
 
 #[derive(Default)]
 struct Collect(HashMap<String, TensorData>);
@@ -197,4 +199,42 @@ pub fn pyramid_odd<B: Backend>(fixture_dir: &Path, device: &B::Device) -> Result
         }
     }
     Ok(Outcome::Checked(lines))
+}
+
+/// The accuracy of weight-only quantisation: the `transformer_full` forward with the DiT's block
+/// weights stored as `quantization` (float32 compute), against the reference's float32 velocity.
+/// The reference has no quantised path, so the bound is this port's own: `int8_tolerance()`.
+pub fn quantized<B: Backend>(
+    fixture_dir: &Path,
+    quantization: WeightQuantization,
+    device: &B::Device,
+) -> Result<CheckLine> {
+    let case = Case::open(fixture_dir, "transformer_full")?;
+    let (model, _) = HeliosTransformer3DModel::<B>::load_quantized(
+        &fixture_dir.join("transformer"),
+        device,
+        Precision::F32,
+        quantization,
+        &mut |_| {},
+    )?;
+    let out = model
+        .forward(input::<B>(&case, &case, "", device)?)?
+        .into_data();
+    Ok(compare(
+        &case.name,
+        &format!("{quantization:?} weights vs velocity_f32"),
+        &out,
+        &case.f32("velocity_f32")?,
+        &int8_tolerance(),
+    ))
+}
+
+/// The bound on int8 block weights (32 values per scale): a few percent of the velocity.
+pub fn int8_tolerance() -> Tolerance {
+    Tolerance {
+        what: "int8 block weights".into(),
+        tensors: vec!["velocity_f32".into()],
+        max_abs: 0.25,
+        rel_l2: 0.03,
+    }
 }

@@ -22,3 +22,18 @@ fn transformer_cases_wgpu() {
         assert_case::<Wgpu>(case, &Default::default());
     }
 }
+
+/// int8 block weights against the reference's float32 velocity, at this port's own bound (the
+/// reference has no quantised path); the figures are the README's.
+#[test]
+fn transformer_int8_weights_ndarray() {
+    let line = helios_conformance::check_quantized_transformer::<NdArray<f32>>(
+        &crate::common::fixture(),
+        helios_model::dit::WeightQuantization::Int8,
+        &Default::default(),
+    )
+    .unwrap();
+    println!("{line}");
+    assert!(line.ok, "{line}");
+    assert!(line.rel_l2 > 0.0, "the weights were quantised: {line}");
+}

@@ -12,8 +12,10 @@ pub mod embed;
 pub mod memory;
 pub mod model;
 pub mod precision;
+pub mod quantize;
 pub mod rope;
 
 pub use memory::{History, HistoryTerm};
 pub use model::{DitInput, HeliosTransformer3DModel, Tap};
 pub use precision::Precision;
+pub use quantize::WeightQuantization;

@@ -17,11 +17,12 @@ use super::block::{BlockSettings, HeliosTransformerBlock, Segment, layer_norm};
 use super::embed::{HeliosTimeTextEmbedding, PatchEmbed};
 use super::memory::{History, compact_history};
 use super::precision::Precision;
+use super::quantize::WeightQuantization;
 use super::rope::{HeliosRope, RopeTable};
 use crate::config::{TransformerConfig, read_json};
 use crate::error::{Error, Result};
 use crate::weights::{
-    KeyMap, LoadProgress, LoadReport, SafetensorsSet, lazy_zeros, load_module_as,
+    DtypePolicy, KeyMap, LoadProgress, LoadReport, SafetensorsSet, lazy_zeros, load_module_as,
 };
 
 /// diffusers `HeliosOutputNorm`: affine-free LayerNorm modulated by `scale_shift_table + temb`.
@@ -149,11 +150,35 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         precision: Precision,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<(Self, LoadReport)> {
+        Self::load_quantized(dir, device, precision, WeightQuantization::None, progress)
+    }
+
+    /// [`Self::load_at`] with the block weights quantised as they are read (`quantization`), so
+    /// the device never holds the unquantised model.
+    pub fn load_quantized(
+        dir: &Path,
+        device: &B::Device,
+        precision: Precision,
+        quantization: WeightQuantization,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<(Self, LoadReport)> {
         let config_path = dir.join("config.json");
         let config: TransformerConfig = read_json(&config_path)?;
         config.validate(&config_path)?;
         let set = SafetensorsSet::open("transformer", dir, "diffusion_pytorch_model")?;
-        Self::load_weights_at(&config, &set, device, precision, progress)
+        let policy = DtypePolicy {
+            quantize: quantization.policy::<B>(device),
+            ..precision.dtype_policy()
+        };
+        let (mut model, report) = load_module_as(
+            Self::new(&config, device),
+            &set,
+            &key_map(),
+            policy,
+            progress,
+        )?;
+        model.precision = precision;
+        Ok((model, report))
     }
 
     /// Builds the model for `config` and loads `set` into it, in float32.

@@ -66,6 +66,7 @@ impl Precision {
         };
         DtypePolicy {
             store,
+            quantize: None,
             keep_f32: &KEEP_IN_FP32,
         }
     }

@@ -10,7 +10,7 @@ use super::denoise::Sampling;
 use super::history::HistoryLayout;
 use super::request::StreamRequest;
 use crate::config::{HeliosCheckpoint, PipelineClass, SchedulerConfig};
-use crate::dit::{HeliosTransformer3DModel, Precision};
+use crate::dit::{HeliosTransformer3DModel, Precision, WeightQuantization};
 use crate::error::{Error, Result};
 use crate::scheduler::{FlowScheduler, GuidanceMode, TimestepRequest};
 use crate::text::TextEncoder;
@@ -56,12 +56,25 @@ pub struct LoadOptions {
     /// The DiT's compute precision; its weights are converted to it as they are read
     /// ([`Precision::half_for`] on a GPU). The text encoder and the VAE stay float32.
     pub precision: Precision,
+    /// Weight-only quantisation of the DiT's block weights, applied as they are read.
+    pub quantization: WeightQuantization,
 }
 
 impl LoadOptions {
     /// The DiT at `precision`.
     pub fn at(precision: Precision) -> Self {
-        Self { precision }
+        Self {
+            precision,
+            quantization: WeightQuantization::None,
+        }
+    }
+
+    /// The same options with the block weights quantised.
+    pub fn quantized(self, quantization: WeightQuantization) -> Self {
+        Self {
+            quantization,
+            ..self
+        }
     }
 }
 
@@ -97,10 +110,11 @@ impl<B: Backend> HeliosPipeline<B> {
         let scheduler = FlowScheduler::new(&checkpoint.scheduler)?;
         let text =
             TextEncoder::load_with_progress(dir, device, &mut |p| progress(Part::TextEncoder, p))?;
-        let (dit, dit_report) = HeliosTransformer3DModel::load_at(
+        let (dit, dit_report) = HeliosTransformer3DModel::load_quantized(
             &checkpoint.part_dir("transformer"),
             device,
             options.precision,
+            options.quantization,
             &mut |p| progress(Part::Transformer, p),
         )?;
         let vae = WanVae::load_with_progress(&checkpoint.part_dir("vae"), device, &mut |p| {

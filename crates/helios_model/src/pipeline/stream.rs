@@ -209,6 +209,23 @@ impl<B: Backend> ChunkStream<B> {
             + embed * self.prompts.len()
     }
 
+    /// Changes the denoising steps per stage from the next chunk on (adaptive quality), under the
+    /// same checks as a request's steps; the history, prompt and noise go on. On error nothing
+    /// changes.
+    pub fn set_steps(&mut self, steps: Vec<usize>) -> Result<()> {
+        let previous = self.request.params.steps.replace(steps);
+        match self.pipeline.resolve(&self.request) {
+            Ok(resolved) => {
+                self.resolved.steps = resolved.steps;
+                Ok(())
+            }
+            Err(e) => {
+                self.request.params.steps = previous;
+                Err(e)
+            }
+        }
+    }
+
     /// Switches the prompt, interpolating the embeddings over the next `over_chunks` chunks (0 or
     /// 1: at once). Embeddings are cached per prompt.
     pub fn set_prompt(&mut self, prompt: &str, over_chunks: usize) -> Result<()> {
