@@ -275,6 +275,50 @@ fn writes_gif_and_png_folder_with_the_planned_frames() {
     assert!(d.join("v2v.gif").is_file());
 }
 
+/// `--quantize int8` loads the DiT's block weights as int8 (the load report says how many) and
+/// still makes the planned frames, close to the unquantised ones.
+#[test]
+fn int8_weights_generate_nearly_the_same_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plain = generate(&d.join("plain"), &["--frames", "9"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let int8 = generate(&d.join("int8"), &["--frames", "9", "--quantize", "int8"]);
+    assert!(int8.status.success(), "{}", stderr(&int8));
+    // The tiny DiT's 2 blocks have 10 linear weights each (attention, cross-attention, FFN).
+    let report = stderr(&int8);
+    let quantised: usize = report
+        .split(" quantised")
+        .next()
+        .and_then(|s| s.rsplit(", ").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(quantised, 20, "{report}");
+    assert!(!stderr(&plain).contains("quantised"), "{}", stderr(&plain));
+    let pixels = |name: &str| -> Vec<u8> {
+        let mut all = Vec::new();
+        for f in names(&d.join(name)) {
+            all.extend(
+                image::open(d.join(name).join(f))
+                    .unwrap()
+                    .to_rgb8()
+                    .into_raw(),
+            );
+        }
+        all
+    };
+    let (a, b) = (pixels("plain"), pixels("int8"));
+    assert_eq!(a.len(), b.len());
+    assert_ne!(a, b, "int8 weights change the numbers");
+    let mean_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| f64::from(x.abs_diff(*y)))
+        .sum::<f64>()
+        / a.len() as f64;
+    assert!(mean_diff < 8.0, "mean pixel difference {mean_diff} of 255");
+}
+
 #[test]
 fn writes_mp4_with_ffmpeg() {
     require("ffmpeg");

@@ -14,11 +14,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use helios_model::config::{HeliosCheckpoint, PipelineClass};
-use helios_model::dit::quantize::quantize_blocks;
-use helios_model::dit::{DitInput, HeliosTransformer3DModel};
+use helios_model::dit::quantize::{BLOCK, quantize_blocks};
+use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
 use helios_model::pipeline::SeededNoise;
 use helios_model::pipeline::{ChunkDenoiser, HistoryBuffer, HistoryLayout, Sampling};
 use helios_model::random::{
@@ -158,16 +159,31 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
     let weights = memory.sample(&device);
     let steps_text: Vec<String> = steps.iter().map(usize::to_string).collect();
     println!(
-        "random weights from {}: DiT {}/{} blocks at {precision:?} ({} block weights quantised, {:?}), text encoder {}/{} layers, VAE; {width}x{height}, steps {}, {:?}; built in {built_s:.1} s",
+        "random weights from {}: DiT {}/{} blocks at {precision:?}, text encoder {}/{} layers, VAE; {width}x{height}, steps {}, {:?}; built in {built_s:.1} s",
         config_dir.display(),
         dit.blocks.len(),
         ckpt.transformer.num_layers,
-        quantized.tensors,
-        args.model.quantize,
         text.encoder.block.len(),
         ckpt.text_encoder.num_layers,
         steps_text.join(","),
         args.model.backend,
+    );
+    // The DiT's weights as stored: the precision's bytes per value, one byte and a float32 scale
+    // per block for the quantised ones (the fp32-kept modules are a rounding error at 14B).
+    let values = dit.num_params();
+    let per_value = match precision {
+        Precision::Native(_) => 2,
+        Precision::F32 | Precision::EmulatedBf16 => 4,
+    };
+    let stored = (values - quantized.values) * per_value
+        + quantized.values
+        + quantized.values.div_ceil(usize::from(BLOCK)) * 4;
+    println!(
+        "DiT weights: {values} values, {:.2} GiB as stored ({} tensors, {} values quantised: {:?})",
+        stored as f64 / f64::from(1u32 << 30),
+        quantized.tensors,
+        quantized.values,
+        args.model.quantize,
     );
     let scheduler = FlowScheduler::new(&ckpt.scheduler)?;
     let latent = (height / spatial, width / spatial);
