@@ -24,6 +24,10 @@ fi
 
 step() { echo; echo "== $* =="; }
 
+# One clean build, no incremental caches: they would more than double the target folder (each
+# workspace crate is built for check, lib and test), and disk is what CI machines run short of.
+export CARGO_INCREMENTAL=0
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -33,7 +37,11 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "cargo test"
 # On lavapipe (CPU Vulkan) autotuning every kernel shape costs more than it saves.
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
-cargo test --workspace --locked "$@"
+# Unit and integration tests, then doctests. The examples are not linked here (clippy above already
+# compiled them, and tests/headless_capture.rs runs the headless example's code): each is one more
+# Bevy binary of a few hundred MB.
+cargo test --workspace --locked --tests "$@"
+cargo test --workspace --locked --doc "$@"
 
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
