@@ -89,6 +89,8 @@ fn bench(c: &mut Criterion) {
                         let mut q = app.world_mut().query::<&mut HeliosPlayback>();
                         for mut p in q.iter_mut(app.world_mut()) {
                             p.inject_frames([Frame {
+                                width: W,
+                                height: H,
                                 pixels: frame.clone(),
                                 stats,
                                 gpu: None,

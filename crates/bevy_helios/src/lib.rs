@@ -3,7 +3,6 @@
 
 mod capture;
 mod error;
-mod frame;
 pub mod gpu;
 mod light;
 mod messages;
@@ -13,10 +12,10 @@ mod precision;
 mod prompt;
 mod screen;
 mod settings;
-mod worker;
 
 pub use error::{HeliosError, HeliosResult};
 pub use helios_model::pipeline::GenerationParams;
+pub use helios_worker::WorkerError;
 pub use light::{HeliosLight, HeliosLightState};
 pub use messages::{
     ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage,

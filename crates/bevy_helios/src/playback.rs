@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 
-pub use crate::frame::{Frame, FrameStats, STATS_GRID};
+pub use helios_worker::{Frame, FrameStats, STATS_GRID};
 
 /// A bounded frame queue with paced playback.
 #[derive(Debug)]

@@ -1,11 +1,11 @@
 //! [`HeliosPrecision`]: the DiT's compute precision, a setting.
 
 use bevy::prelude::*;
-use burn::tensor::backend::Backend;
-use helios_model::dit::Precision;
+use helios_worker::EnginePrecision;
 use serde::{Deserialize, Serialize};
 
-/// The precision the DiT (the transformer, nearly all of the compute) runs at.
+/// The precision the DiT (the transformer, nearly all of the compute) runs at (the worker's
+/// [`EnginePrecision`], as a reflected setting).
 #[derive(Reflect, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HeliosPrecision {
     /// Half precision on a GPU backend, float32 on the CPU.
@@ -19,31 +19,33 @@ pub enum HeliosPrecision {
     Half,
 }
 
-impl HeliosPrecision {
-    /// The DiT precision on backend `B` (`gpu`: whether `B` is a GPU backend, for `Auto`).
-    pub fn dit_precision<B: Backend>(self, device: &B::Device, gpu: bool) -> Precision {
-        match self {
-            Self::F32 => Precision::F32,
-            Self::Auto if !gpu => Precision::F32,
-            Self::Auto | Self::Half => Precision::half_for::<B>(device),
+impl From<HeliosPrecision> for EnginePrecision {
+    fn from(precision: HeliosPrecision) -> Self {
+        match precision {
+            HeliosPrecision::Auto => Self::Auto,
+            HeliosPrecision::F32 => Self::F32,
+            HeliosPrecision::Half => Self::Half,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use burn::backend::NdArray;
-
     use super::*;
 
     #[test]
-    fn auto_is_half_on_a_gpu_and_f32_on_the_cpu() {
-        let device = Default::default();
-        let on = |p: HeliosPrecision, gpu| p.dit_precision::<NdArray<f32>>(&device, gpu);
-        assert_eq!(on(HeliosPrecision::Auto, false), Precision::F32);
-        assert_eq!(on(HeliosPrecision::F32, true), Precision::F32);
-        // NdArray has no half dtype: the half path is emulated bf16.
-        assert_eq!(on(HeliosPrecision::Half, false), Precision::EmulatedBf16);
-        assert_eq!(on(HeliosPrecision::Auto, true), Precision::EmulatedBf16);
+    fn each_precision_maps_to_its_engine_precision() {
+        assert_eq!(
+            EnginePrecision::from(HeliosPrecision::default()),
+            EnginePrecision::default()
+        );
+        assert_eq!(
+            EnginePrecision::from(HeliosPrecision::F32),
+            EnginePrecision::F32
+        );
+        assert_eq!(
+            EnginePrecision::from(HeliosPrecision::Half),
+            EnginePrecision::Half
+        );
     }
 }

@@ -4,10 +4,10 @@
 use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
+use helios_worker::StreamId;
 
 use crate::playback::{FrameRing, FrameStats};
 use crate::prompt::PromptTracker;
-use crate::worker::StreamId;
 
 /// A generated video stream shown in an `Image`.
 ///

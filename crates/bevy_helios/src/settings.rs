@@ -8,11 +8,13 @@ use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use helios_model::pipeline::GenerationParams;
+use helios_worker::EngineBackend;
 
 use crate::error::{HeliosError, HeliosResult};
 use crate::prompt::PromptTemplate;
 
-/// The burn backend the worker runs the model on.
+/// The burn backend the worker runs the model on (the worker's [`EngineBackend`], as a reflected
+/// setting).
 #[derive(Reflect, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HeliosBackend {
     /// CPU (`burn::backend::NdArray<f32>`): runs everywhere; fine for the embedded tiny model.
@@ -23,8 +25,18 @@ pub enum HeliosBackend {
     /// NVIDIA GPU (`burn::backend::Cuda`, the crate's `cuda` feature). It cannot share Bevy's
     /// wgpu device: frames reach the texture through host memory. Without a CUDA driver, or in a
     /// build without the feature, the worker reports
-    /// [`HeliosError::BackendUnavailable`](crate::HeliosError::BackendUnavailable).
+    /// [`WorkerError::BackendUnavailable`](helios_worker::WorkerError::BackendUnavailable).
     Cuda,
+}
+
+impl From<HeliosBackend> for EngineBackend {
+    fn from(backend: HeliosBackend) -> Self {
+        match backend {
+            HeliosBackend::NdArray => Self::NdArray,
+            HeliosBackend::Wgpu => Self::Wgpu,
+            HeliosBackend::Cuda => Self::Cuda,
+        }
+    }
 }
 
 /// How the worker's wgpu backend relates to Bevy's renderer (only used with [`HeliosBackend::Wgpu`]).

@@ -9,7 +9,7 @@ use bevy::camera::visibility::ViewVisibility;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_helios::prelude::*;
-use bevy_helios::{HeliosError, HeliosWorker, HeliosWorkerState};
+use bevy_helios::{HeliosError, HeliosWorker, HeliosWorkerState, WorkerError};
 
 fn app(settings: HeliosSettings) -> App {
     let mut app = App::new();
@@ -139,7 +139,7 @@ fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
     let err = next_error(&mut app);
     assert!(err.entity.is_none());
     assert!(
-        matches!(err.error, HeliosError::Model(_)),
+        matches!(err.error, HeliosError::Worker(WorkerError::Model(_))),
         "{:?}",
         err.error
     );

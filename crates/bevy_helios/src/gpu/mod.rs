@@ -11,8 +11,8 @@
 //!   staging buffer written from CPU bytes (the NdArray and CUDA backends, or wgpu on a device of
 //!   its own).
 //!
-//! The worker knows nothing of this module: it hands over [`crate::frame::Frame`]s, plain wgpu
-//! buffers included.
+//! The worker ([`helios_worker`]) knows nothing of this module, nor of Bevy: it hands over
+//! [`helios_worker::Frame`]s, plain wgpu buffers included.
 
 use bevy::prelude::*;
 use bevy::render::{ExtractSchedule, Render, RenderApp, RenderSystems};

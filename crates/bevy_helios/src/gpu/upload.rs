@@ -20,8 +20,7 @@ use bevy::render::render_resource::{
 };
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
-
-use crate::frame::{GpuFrameRef, padded_bytes_per_row};
+use helios_worker::{GpuFrameRef, padded_bytes_per_row};
 
 /// Where a frame to copy is.
 #[derive(Debug)]

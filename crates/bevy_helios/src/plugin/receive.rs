@@ -3,12 +3,12 @@
 //! failed is known as failed when its stop arrives), then chunks, then the streams' lifecycle.
 
 use bevy::prelude::*;
+use helios_worker::{StreamId, WorkerError, WorkerEvent};
 
 use super::state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus};
 use crate::error::HeliosError;
 use crate::messages::{ChunkReady, HeliosWorkerError, PromptApplied, StreamStarted, StreamStopped};
 use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus, StreamState};
-use crate::worker::{StreamId, WorkerEvent};
 
 /// At most this many worker events are handled per tick (the rest wait in the bounded channel).
 const MAX_EVENTS_PER_TICK: usize = 64;
@@ -46,6 +46,7 @@ pub(super) fn report_worker_errors(
             rest.push(event);
             continue;
         };
+        let error = HeliosError::from(error);
         status.errors += 1;
         let message = error.to_string();
         warn!("bevy_helios: {message}");
@@ -206,7 +207,7 @@ pub(super) fn detect_lost_worker(
         HeliosWorkerState::Failed(_) | HeliosWorkerState::ShutDown
     );
     if gone && !reported {
-        let error = HeliosError::WorkerGone;
+        let error = HeliosError::Worker(WorkerError::WorkerGone);
         warn!("bevy_helios: {error}");
         status.state = HeliosWorkerState::Failed(error.to_string());
         status.errors += 1;

@@ -2,13 +2,13 @@
 //! start / stop requests, then (re)spawning the worker when a screen needs one.
 
 use bevy::prelude::*;
+use helios_worker::{EngineConfig, Worker, WorkerCommand};
 
 use super::state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus};
 use crate::gpu::SharedWgpuDevice;
 use crate::messages::{HeliosWorkerError, StartStream, StopStream};
 use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus, StreamState};
 use crate::settings::{GpuSharing, HeliosBackend, HeliosSettings, UploadPath};
-use crate::worker::{EngineConfig, Worker, WorkerCommand};
 
 /// Applies [`StopStream`] and [`StartStream`]: a stop cancels and drops the running stream; a
 /// start (or restart) marks the stream to be started as soon as a worker runs.
@@ -54,8 +54,8 @@ fn engine_config(settings: &HeliosSettings, shared: Option<&SharedWgpuDevice>) -
     };
     EngineConfig {
         model_dir: settings.model_dir.clone(),
-        backend: settings.backend,
-        precision: settings.precision,
+        backend: settings.backend.into(),
+        precision: settings.precision.into(),
         quantization: settings.quantization,
         gpu_frames: settings.upload == UploadPath::GpuResident && shared_wgpu.is_some(),
         shared_wgpu,
@@ -120,7 +120,7 @@ pub(super) fn spawn_worker(
             status.errors += 1;
             errors.write(HeliosWorkerError {
                 entity: None,
-                error,
+                error: error.into(),
             });
         }
     }

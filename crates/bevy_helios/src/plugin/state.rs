@@ -5,10 +5,10 @@ use std::collections::VecDeque;
 
 use bevy::prelude::*;
 use crossbeam_channel::TrySendError;
+use helios_worker::{StreamId, Worker, WorkerCommand};
 
 use crate::error::HeliosError;
 use crate::settings::HeliosSettings;
-use crate::worker::{StreamId, Worker, WorkerCommand};
 
 /// Where the worker stands.
 #[derive(Clone, Debug, Default, PartialEq, Reflect)]

@@ -4,13 +4,13 @@
 
 use bevy::prelude::*;
 use helios_model::pipeline::StreamRequest;
+use helios_worker::{QualityPolicy, WorkerCommand};
 
 use super::state::{HeliosWorker, HeliosWorkerStatus};
 use crate::capture::{PendingConditioning, PendingImage, image_to_rgb};
 use crate::messages::{HeliosWorkerError, SetConditioningImage};
 use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, HeliosStreamStatus, StreamState};
 use crate::settings::HeliosSettings;
-use crate::worker::{QualityPolicy, WorkerCommand};
 
 /// Run condition of the systems that drive the streams: a worker runs and the settings are valid.
 pub(super) fn streams_can_run(worker: Res<HeliosWorker>) -> bool {

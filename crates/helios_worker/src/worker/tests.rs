@@ -5,8 +5,11 @@ use std::time::{Duration, Instant};
 
 use super::thread::{Slot, pick_next};
 use super::*;
-use crate::error::HeliosError;
+use helios_model::pipeline::GenerationParams;
+
+use crate::error::WorkerError;
 use crate::frame::Frame;
+use crate::options::EngineBackend;
 
 fn slot(priority: Option<f32>, credits: u32, last_served: u64) -> Slot {
     Slot {
@@ -36,11 +39,20 @@ fn priority_nearest_first_then_round_robin_paused_skipped() {
     assert_eq!(pick_next(&s), None);
 }
 
-/// A stream on the embedded tiny model (the settings' defaults) at frame width `width`.
+/// Frame side of the tiny-model streams here.
+const SIDE: usize = 128;
+
+/// A stream on the embedded tiny model at frame width `width` (height [`SIDE`]): one step per
+/// pyramid stage, 32 prompt tokens.
 fn request(width: usize) -> Box<StreamRequest> {
-    let mut params = crate::settings::HeliosSettings::default().generation;
-    params.width = Some(width);
-    params.seed = 7;
+    let params = GenerationParams {
+        width: Some(width),
+        height: Some(SIDE),
+        steps: Some(vec![1, 1, 1]),
+        seed: 7,
+        max_sequence_length: Some(32),
+        ..GenerationParams::default()
+    };
     Box::new(StreamRequest::with_params(
         "a lighthouse keeper, calm expression",
         params,
@@ -50,11 +62,8 @@ fn request(width: usize) -> Box<StreamRequest> {
 fn tiny() -> EngineConfig {
     EngineConfig {
         model_dir: None,
-        backend: crate::settings::HeliosBackend::NdArray,
-        shared_wgpu: None,
-        gpu_frames: false,
-        precision: Default::default(),
-        quantization: Default::default(),
+        backend: EngineBackend::NdArray,
+        ..EngineConfig::default()
     }
 }
 
@@ -85,14 +94,13 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
     match next_event(&w) {
         WorkerEvent::Error {
             id: Some(1),
-            error: HeliosError::Model(e),
+            error: WorkerError::Model(e),
         } => {
             assert!(matches!(*e, helios_model::Error::InvalidRequest(_)), "{e}");
         }
         other => panic!("{other:?}"),
     }
-    let (width, height) = crate::settings::HeliosSettings::default().frame_size();
-    let (width, height) = (width as usize, height as usize);
+    let (width, height) = (SIDE, SIDE);
     w.try_send(WorkerCommand::Start {
         id: 2,
         request: request(width),
@@ -112,6 +120,11 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
         } = next_event(&w)
         {
             assert_eq!(frames[0].pixels.len(), width * height * 4, "RGBA8 frames");
+            assert_eq!(
+                (frames[0].width as usize, frames[0].height as usize),
+                (width, height),
+                "frames carry their size"
+            );
             assert_eq!(frames.len(), 33, "Helios makes 33 frames per chunk");
             chunks.push((index, frames));
         }
@@ -136,7 +149,7 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
         next_event(&w),
         WorkerEvent::Error {
             id: Some(9),
-            error: HeliosError::UnknownStream(9)
+            error: WorkerError::UnknownStream(9)
         }
     ));
     assert!(w.is_alive());
@@ -150,7 +163,7 @@ fn a_panic_while_loading_is_an_error_event() {
     match next_event(&w) {
         WorkerEvent::Error {
             id: None,
-            error: HeliosError::WorkerPanicked(m),
+            error: WorkerError::WorkerPanicked(m),
         } => {
             assert!(m.contains("loader exploded"), "{m}");
         }
@@ -163,18 +176,14 @@ fn a_panic_while_loading_is_an_error_event() {
 fn load_error_is_reported_and_thread_ends() {
     let cfg = EngineConfig {
         model_dir: Some("/nonexistent/helios".into()),
-        backend: crate::settings::HeliosBackend::NdArray,
-        shared_wgpu: None,
-        gpu_frames: false,
-        precision: Default::default(),
-        quantization: Default::default(),
+        ..tiny()
     };
     let mut w = Worker::spawn(cfg, 4, 4).unwrap();
     assert!(matches!(
         next_event(&w),
         WorkerEvent::Error {
             id: None,
-            error: HeliosError::Model(_)
+            error: WorkerError::Model(_)
         }
     ));
     assert!(w.shutdown());
@@ -188,7 +197,7 @@ struct SlowEngine {
 }
 
 impl ChunkEngine for SlowEngine {
-    fn start(&mut self, id: StreamId, _request: StreamRequest) -> HeliosResult<()> {
+    fn start(&mut self, id: StreamId, _request: StreamRequest) -> WorkerResult<()> {
         self.streams.insert(id, (vec![2, 2, 2], 0));
         Ok(())
     }
@@ -197,11 +206,11 @@ impl ChunkEngine for SlowEngine {
         &mut self,
         id: StreamId,
         _cancel: &std::sync::atomic::AtomicBool,
-    ) -> HeliosResult<engine::EngineChunk> {
+    ) -> WorkerResult<engine::EngineChunk> {
         let (steps, index) = self
             .streams
             .get_mut(&id)
-            .ok_or(HeliosError::UnknownStream(id))?;
+            .ok_or(WorkerError::UnknownStream(id))?;
         let ms = self.ms_per_cost * quality::relative_cost(steps);
         std::thread::sleep(Duration::from_secs_f32(ms / 1000.0));
         *index += 1;
@@ -211,27 +220,27 @@ impl ChunkEngine for SlowEngine {
         })
     }
 
-    fn set_prompt(&mut self, _id: StreamId, _prompt: &str, _over: usize) -> HeliosResult<()> {
+    fn set_prompt(&mut self, _id: StreamId, _prompt: &str, _over: usize) -> WorkerResult<()> {
         Ok(())
     }
 
-    fn steps(&self, id: StreamId) -> HeliosResult<Vec<usize>> {
+    fn steps(&self, id: StreamId) -> WorkerResult<Vec<usize>> {
         self.streams
             .get(&id)
             .map(|(steps, _)| steps.clone())
-            .ok_or(HeliosError::UnknownStream(id))
+            .ok_or(WorkerError::UnknownStream(id))
     }
 
-    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> HeliosResult<()> {
+    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> WorkerResult<()> {
         let slot = self
             .streams
             .get_mut(&id)
-            .ok_or(HeliosError::UnknownStream(id))?;
+            .ok_or(WorkerError::UnknownStream(id))?;
         slot.0 = steps;
         Ok(())
     }
 
-    fn set_image(&mut self, _id: StreamId, _image: image::RgbImage) -> HeliosResult<()> {
+    fn set_image(&mut self, _id: StreamId, _image: image::RgbImage) -> WorkerResult<()> {
         Ok(())
     }
 
@@ -292,4 +301,52 @@ fn adaptive_quality_lowers_the_steps_of_a_slow_stream() {
         vec![None; 4],
         "no adaptive quality, no steps reported"
     );
+}
+
+/// A host that may block (a server thread) sends with a time limit and waits on the event
+/// channel itself; with a one-command queue the second send waits for the worker to take the
+/// first. After shutdown a send is refused, not lost.
+#[test]
+fn blocking_sends_and_the_event_channel() {
+    let mut w = Worker::spawn_with(
+        || {
+            Ok(Box::new(SlowEngine {
+                ms_per_cost: 0.0,
+                streams: HashMap::new(),
+            }) as Box<dyn ChunkEngine>)
+        },
+        1,
+        1,
+    )
+    .unwrap();
+    let limit = Duration::from_secs(600);
+    assert!(matches!(
+        w.events().recv_timeout(limit),
+        Ok(WorkerEvent::Loaded)
+    ));
+    let start = WorkerCommand::Start {
+        id: 3,
+        request: request(SIDE),
+        quality: None,
+    };
+    w.send_timeout(start, limit).unwrap();
+    w.send_timeout(WorkerCommand::Grant { id: 3, chunks: 1 }, limit)
+        .unwrap();
+    assert!(matches!(
+        w.events().recv_timeout(limit),
+        Ok(WorkerEvent::Started { id: 3 })
+    ));
+    match w.events().recv_timeout(limit) {
+        Ok(WorkerEvent::Chunk { id: 3, frames, .. }) => {
+            assert_eq!((frames[0].width, frames[0].height), (4, 4));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(w.shutdown());
+    assert!(matches!(
+        w.send_timeout(WorkerCommand::Stop { id: 3 }, limit),
+        Err(crossbeam_channel::SendTimeoutError::Disconnected(
+            WorkerCommand::Stop { id: 3 }
+        ))
+    ));
 }

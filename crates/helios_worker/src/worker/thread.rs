@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError};
 
 use super::{ChunkEngine, QualityController, StreamId, WorkerCommand, WorkerEvent};
-use crate::error::{HeliosError, HeliosResult};
+use crate::error::{WorkerError, WorkerResult};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -20,10 +20,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "unknown panic payload".to_owned()
     }
-}
-
-fn is_cancelled(error: &HeliosError) -> bool {
-    matches!(error, HeliosError::Model(e) if matches!(**e, helios_model::Error::Cancelled))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +73,7 @@ impl WorkerThread {
         }
     }
 
-    /// Sends an event, blocking while the game has not drained the channel; gives up on shutdown.
+    /// Sends an event, blocking while the host has not drained the channel; gives up on shutdown.
     fn emit(&self, mut event: WorkerEvent) -> bool {
         loop {
             match self.events.send_timeout(event, Duration::from_millis(50)) {
@@ -95,7 +91,7 @@ impl WorkerThread {
 
     pub(super) fn run<F>(mut self, load: F)
     where
-        F: FnOnce() -> HeliosResult<Box<dyn ChunkEngine>>,
+        F: FnOnce() -> WorkerResult<Box<dyn ChunkEngine>>,
     {
         let mut engine = match catch_unwind(AssertUnwindSafe(load)) {
             Ok(Ok(engine)) => engine,
@@ -104,7 +100,7 @@ impl WorkerThread {
                 return;
             }
             Err(panic) => {
-                let error = HeliosError::WorkerPanicked(panic_message(&*panic));
+                let error = WorkerError::WorkerPanicked(panic_message(&*panic));
                 self.emit(WorkerEvent::Error { id: None, error });
                 return;
             }
@@ -149,12 +145,12 @@ impl WorkerThread {
         }
     }
 
-    /// Runs one command; `false` when the game is gone.
+    /// Runs one command; `false` when the host is gone.
     fn handle(&mut self, engine: &mut dyn ChunkEngine, command: WorkerCommand) -> bool {
         let guarded =
-            |f: &mut dyn FnMut() -> HeliosResult<()>| match catch_unwind(AssertUnwindSafe(f)) {
+            |f: &mut dyn FnMut() -> WorkerResult<()>| match catch_unwind(AssertUnwindSafe(f)) {
                 Ok(r) => r,
-                Err(panic) => Err(HeliosError::WorkerPanicked(panic_message(&*panic))),
+                Err(panic) => Err(WorkerError::WorkerPanicked(panic_message(&*panic))),
             };
         match command {
             WorkerCommand::Start {
@@ -243,7 +239,7 @@ impl WorkerThread {
         }
     }
 
-    /// Makes one chunk of stream `id`; `false` when the game is gone.
+    /// Makes one chunk of stream `id`; `false` when the host is gone.
     fn generate(&mut self, engine: &mut dyn ChunkEngine, id: StreamId) -> bool {
         self.cancel.store(false, Ordering::Release);
         self.current.store(id.wrapping_add(1), Ordering::Release);
@@ -281,9 +277,9 @@ impl WorkerThread {
                     steps,
                 });
             }
-            Ok(Err(error)) if is_cancelled(&error) => return true,
+            Ok(Err(error)) if error.is_cancelled() => return true,
             Ok(Err(error)) => error,
-            Err(panic) => HeliosError::WorkerPanicked(panic_message(&*panic)),
+            Err(panic) => WorkerError::WorkerPanicked(panic_message(&*panic)),
         };
         // The stream is in an unknown state: drop it; the others go on.
         let _ = catch_unwind(AssertUnwindSafe(|| engine.stop(id)));
@@ -303,7 +299,7 @@ impl WorkerThread {
         id: StreamId,
         seconds: f32,
         frames: usize,
-    ) -> HeliosResult<Option<Vec<usize>>> {
+    ) -> WorkerResult<Option<Vec<usize>>> {
         let Some(controller) = self.quality.get_mut(&id) else {
             return Ok(None);
         };
@@ -311,7 +307,7 @@ impl WorkerThread {
         if let Some(steps) = controller.observe(seconds, frames) {
             match catch_unwind(AssertUnwindSafe(|| engine.set_steps(id, steps))) {
                 Ok(result) => result?,
-                Err(panic) => return Err(HeliosError::WorkerPanicked(panic_message(&*panic))),
+                Err(panic) => return Err(WorkerError::WorkerPanicked(panic_message(&*panic))),
             }
         }
         Ok(Some(used))

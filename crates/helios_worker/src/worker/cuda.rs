@@ -1,5 +1,5 @@
 //! The CUDA device (the `cuda` feature). burn's CUDA runtime panics when it cannot load the
-//! driver library; a missing driver is a [`HeliosError::BackendUnavailable`] instead.
+//! driver library; a missing driver is a [`WorkerError::BackendUnavailable`] instead.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -7,10 +7,10 @@ use burn::backend::Cuda;
 use burn::backend::cuda::CudaDevice;
 use burn::tensor::backend::Backend;
 
-use crate::error::{HeliosError, HeliosResult};
+use crate::error::{WorkerError, WorkerResult};
 
-fn unavailable(reason: impl Into<String>) -> HeliosError {
-    HeliosError::BackendUnavailable {
+fn unavailable(reason: impl Into<String>) -> WorkerError {
+    WorkerError::BackendUnavailable {
         backend: "CUDA",
         reason: reason.into(),
     }
@@ -18,7 +18,7 @@ fn unavailable(reason: impl Into<String>) -> HeliosError {
 
 /// The first CUDA device, once its driver answered. burn's CUDA runtime panics when it cannot
 /// load the driver library; that is checked for first where it can be, and caught otherwise.
-pub(super) fn device() -> HeliosResult<CudaDevice> {
+pub(super) fn device() -> WorkerResult<CudaDevice> {
     if driver_present() == Some(false) {
         return Err(unavailable(
             "no CUDA driver library (libcuda / nvcuda) on this machine",
@@ -90,7 +90,7 @@ mod tests {
     fn cuda_without_a_driver_is_a_typed_error() {
         match device() {
             Ok(device) => assert!(<Cuda as Backend>::sync(&device).is_ok()),
-            Err(HeliosError::BackendUnavailable { backend, reason }) => {
+            Err(WorkerError::BackendUnavailable { backend, reason }) => {
                 assert_eq!(backend, "CUDA");
                 assert!(!reason.is_empty());
             }

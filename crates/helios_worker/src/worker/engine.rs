@@ -1,6 +1,6 @@
 //! What the worker drives: the [`ChunkEngine`] trait and the chunks it returns (a stream is
-//! asked for with `helios_model`'s [`StreamRequest`]). The implementation on the Helios streaming generator is in
-//! [`helios_engine`](super::helios_engine).
+//! asked for with `helios_model`'s [`StreamRequest`]). The implementation on the Helios streaming
+//! generator is in [`helios_engine`](super::helios_engine).
 //!
 //! Several streams share one engine (one loaded model); the worker decides which stream makes
 //! the next chunk.
@@ -10,11 +10,12 @@ use std::sync::atomic::AtomicBool;
 
 use helios_model::pipeline::StreamRequest;
 
-use crate::error::HeliosResult;
+use crate::error::WorkerResult;
 use crate::frame::Frame;
-use crate::settings::HeliosBackend;
+use crate::options::{EngineBackend, EnginePrecision};
 
-/// Identifies a stream inside one worker (the plugin uses the screen entity's bits).
+/// Identifies a stream inside one worker (chosen by the host: a game plugin may use an entity's
+/// bits, a server a counter).
 pub type StreamId = u64;
 
 /// One generated chunk: its frames (RGBA8 rows, or left on the GPU) with their statistics.
@@ -26,21 +27,23 @@ pub struct EngineChunk {
     pub frames: Vec<Frame>,
 }
 
-/// How the worker loads its engine.
-#[derive(Clone, Debug)]
+/// How the worker loads its engine. The default is the embedded tiny model on the CPU.
+#[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
     /// The checkpoint folder; `None` = the embedded tiny model (resolved on the worker thread,
     /// which may write it into the cache folder first).
     pub model_dir: Option<PathBuf>,
     /// The burn backend.
-    pub backend: HeliosBackend,
-    /// A burn wgpu device built on Bevy's render device (shared GPU), if any.
+    pub backend: EngineBackend,
+    /// For [`EngineBackend::Wgpu`]: a burn wgpu device built on a renderer's wgpu device (one GPU
+    /// device shared with the renderer, e.g. `burn::backend::wgpu::init_device`), if any; `None`
+    /// = burn's default device.
     pub shared_wgpu: Option<burn::backend::wgpu::WgpuDevice>,
-    /// Leave the frames on the GPU ([`crate::frame::GpuFrameBuffer`]); only honoured with the
-    /// wgpu backend on a shared device, whose buffers the render world can copy from.
+    /// Leave the frames on the GPU ([`GpuFrameBuffer`](crate::GpuFrameBuffer)); only honoured with
+    /// the wgpu backend on a shared device, whose buffers the renderer can copy from.
     pub gpu_frames: bool,
     /// The DiT's precision.
-    pub precision: crate::HeliosPrecision,
+    pub precision: EnginePrecision,
     /// Weight-only quantisation of the DiT's block weights.
     pub quantization: helios_model::dit::WeightQuantization,
 }
@@ -49,18 +52,18 @@ pub struct EngineConfig {
 /// so it needs no `Send` (burn's modules hold tensors that are not `Sync` on every backend).
 pub trait ChunkEngine {
     /// Creates stream `id` (replacing one with the same id).
-    fn start(&mut self, id: StreamId, request: StreamRequest) -> HeliosResult<()>;
+    fn start(&mut self, id: StreamId, request: StreamRequest) -> WorkerResult<()>;
     /// Generates the next chunk of stream `id`; returns early with a cancelled model error when
     /// `cancel` is set between two model calls.
-    fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> HeliosResult<EngineChunk>;
+    fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> WorkerResult<EngineChunk>;
     /// Switches the prompt of stream `id`, interpolated over the next `over_chunks` chunks.
-    fn set_prompt(&mut self, id: StreamId, prompt: &str, over_chunks: usize) -> HeliosResult<()>;
+    fn set_prompt(&mut self, id: StreamId, prompt: &str, over_chunks: usize) -> WorkerResult<()>;
     /// The denoising steps per stage stream `id` uses.
-    fn steps(&self, id: StreamId) -> HeliosResult<Vec<usize>>;
+    fn steps(&self, id: StreamId) -> WorkerResult<Vec<usize>>;
     /// Changes the steps per stage of stream `id` from its next chunk on (adaptive quality).
-    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> HeliosResult<()>;
+    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> WorkerResult<()>;
     /// Sets the I2V conditioning image of stream `id`.
-    fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> HeliosResult<()>;
+    fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> WorkerResult<()>;
     /// Drops stream `id` (no-op when unknown).
     fn stop(&mut self, id: StreamId);
 }

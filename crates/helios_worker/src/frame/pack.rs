@@ -1,19 +1,18 @@
 //! GPU-resident frames: a generated chunk packed to RGBA8 on the model's wgpu device, handed to
-//! the render side as a buffer of that device, never read back to the CPU. No Bevy types here.
+//! the render side as a buffer of that device, never read back to the CPU.
 //!
 //! [`pack_chunk`] turns the decoded video `[1, 3, t, h, w]` (in `[-1, 1]`, on burn's wgpu
 //! backend) into one `i32` per pixel whose little-endian bytes are `r, g, b, 255`, quantised
 //! exactly as `Frames::to_rgba8` does (`round(clamp(x / 2 + 0.5, 0, 1) * 255)`, ties to even),
 //! with each row padded to 256 bytes as `copy_buffer_to_texture` needs. The only thing read back
-//! is the 4x4 grid of mean colours per frame that [`HeliosLight`](crate::HeliosLight) uses (48
-//! floats a frame).
+//! is the 4x4 grid of mean colours per frame ([`FrameStats`], 48 floats a frame).
 //!
 //! The packed cubecl tensor stays alive inside the [`GpuFrameBuffer`], together with cubecl's
 //! binding of its memory (which keeps the memory pool from handing the slice to another tensor),
 //! until the last frame of the chunk has been copied into its texture and the copy submitted.
 //!
 //! This is only sound when the render side copies from a buffer of its own device, i.e. burn runs
-//! on the renderer's device ([`GpuSharing::SharedDevice`](crate::GpuSharing::SharedDevice)).
+//! on the renderer's device ([`EngineConfig::shared_wgpu`](crate::EngineConfig::shared_wgpu)).
 
 use std::sync::Arc;
 
@@ -27,19 +26,19 @@ use super::{
     Frame, FrameLayout, FrameStats, GpuFrameBuffer, GpuFrameRef, STATS_GRID, padded_bytes_per_row,
     texture_side,
 };
-use crate::error::{HeliosError, HeliosResult};
+use crate::error::{WorkerError, WorkerResult};
 
 /// The cubecl backend under burn's `Wgpu` (fusion) backend, with its default element types.
 type Inner = CubeBackend<WgpuRuntime, f32, i32, u32>;
 
-fn gpu_error(what: &str, detail: impl std::fmt::Debug) -> HeliosError {
-    HeliosError::GpuFrames(format!("{what}: {detail:?}"))
+fn gpu_error(what: &str, detail: impl std::fmt::Debug) -> WorkerError {
+    WorkerError::GpuFrames(format!("{what}: {detail:?}"))
 }
 
 /// Packs a decoded chunk into GPU-resident frames (see the module docs). `Ok(None)` when the
 /// frames cannot be packed this way (sides not divisible by the stats grid); the caller then
 /// reads them back instead.
-pub(crate) fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame>>> {
+pub(crate) fn pack_chunk(frames: &Frames<Wgpu>) -> WorkerResult<Option<Vec<Frame>>> {
     let video = frames.tensor().clone();
     let [_, c, t, h, w] = video.dims();
     let g = STATS_GRID;
@@ -134,6 +133,8 @@ pub(crate) fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame
                     }
                 }
                 Frame {
+                    width,
+                    height,
                     pixels: Vec::new(),
                     stats,
                     gpu: Some(GpuFrameRef {
@@ -148,21 +149,32 @@ pub(crate) fn pack_chunk(frames: &Frames<Wgpu>) -> HeliosResult<Option<Vec<Frame
 
 #[cfg(test)]
 mod tests {
-    use burn::backend::wgpu::WgpuDevice;
+    use burn::backend::wgpu::graphics::Vulkan;
+    use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup, init_setup};
     use burn::tensor::TensorData;
 
     use super::*;
-    use crate::gpu::HeliosGpuDevice;
 
-    /// One Vulkan device created by cubecl for every test here (as an app shares it with Bevy).
-    fn gpu() -> &'static HeliosGpuDevice {
-        static GPU: std::sync::OnceLock<HeliosGpuDevice> = std::sync::OnceLock::new();
-        GPU.get_or_init(|| HeliosGpuDevice::create().expect("a Vulkan adapter (lavapipe will do)"))
+    /// burn's default wgpu device on Vulkan (cubecl creates it with what its SPIR-V kernels need,
+    /// as a renderer sharing it would get it), with its wgpu device and queue for the readback.
+    struct TestGpu {
+        setup: WgpuSetup,
+        burn: WgpuDevice,
+    }
+
+    /// One device for every test here.
+    fn gpu() -> &'static TestGpu {
+        static GPU: std::sync::OnceLock<TestGpu> = std::sync::OnceLock::new();
+        GPU.get_or_init(|| {
+            let burn = WgpuDevice::DefaultDevice;
+            let setup = init_setup::<Vulkan>(&burn, RuntimeOptions::default());
+            TestGpu { setup, burn }
+        })
     }
 
     /// Reads `bytes` bytes at `offset` of a buffer of `gpu`'s device (the test's own readback).
-    fn read(gpu: &HeliosGpuDevice, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Vec<u8> {
-        let device = gpu.wgpu_device();
+    fn read(gpu: &TestGpu, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Vec<u8> {
+        let device = &gpu.setup.device;
         let target = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("test_readback"),
             size: bytes,
@@ -172,7 +184,7 @@ mod tests {
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         encoder.copy_buffer_to_buffer(buffer, offset, &target, 0, bytes);
-        gpu.wgpu_queue().submit([encoder.finish()]);
+        gpu.setup.queue.submit([encoder.finish()]);
         let slice = target.slice(..);
         slice.map_async(wgpu::MapMode::Read, |r| r.expect("map the readback buffer"));
         device
@@ -189,7 +201,7 @@ mod tests {
     #[test]
     fn packed_frames_match_the_cpu_conversion() {
         let gpu = gpu();
-        let device: WgpuDevice = gpu.burn_device().clone();
+        let device: WgpuDevice = gpu.burn.clone();
         // 20 pixels a row: 80 bytes, padded to 256 in the buffer.
         let (t, h, w) = (3, 8, 20);
         let n = 3 * t * h * w;
@@ -210,6 +222,7 @@ mod tests {
         assert_eq!(packed.len(), t);
         for (index, (frame, want)) in packed.iter().zip(&expected).enumerate() {
             assert!(frame.pixels.is_empty(), "nothing read back");
+            assert_eq!((frame.width, frame.height), (20, 8), "self-describing");
             let at = frame.gpu.as_ref().unwrap();
             assert_eq!(at.index as usize, index);
             let chunk = &at.buffer;
@@ -258,7 +271,7 @@ mod tests {
 
     #[test]
     fn sides_off_the_stats_grid_are_read_back_instead() {
-        let device = gpu().burn_device().clone();
+        let device = gpu().burn.clone();
         let video = Tensor::<Wgpu, 5>::zeros([1, 3, 2, 6, 6], &device);
         assert!(pack_chunk(&Frames::new(video)).unwrap().is_none());
     }

@@ -36,7 +36,7 @@ impl QualityPolicy {
 
 /// The step counts of each level, best first: the full steps, then one step fewer on the
 /// costliest stage that has more than one, until every stage has one.
-pub fn ladder(full: &[usize]) -> Vec<Vec<usize>> {
+pub(crate) fn ladder(full: &[usize]) -> Vec<Vec<usize>> {
     let mut levels = vec![full.to_vec()];
     let mut steps = full.to_vec();
     while let Some(stage) = (0..steps.len()).rev().find(|&i| steps[i] > 1) {
@@ -48,7 +48,7 @@ pub fn ladder(full: &[usize]) -> Vec<Vec<usize>> {
 
 /// The relative DiT cost of a chunk with these steps per stage: each pyramid stage halves the
 /// latent's height and width below the next, so a stage costs a quarter of the one after it.
-pub fn relative_cost(steps: &[usize]) -> f32 {
+pub(crate) fn relative_cost(steps: &[usize]) -> f32 {
     let last = steps.len().saturating_sub(1);
     steps
         .iter()

@@ -5,9 +5,9 @@
 //! built inside the thread's load closure), so nothing here has to cross threads.
 //!
 //! Backends: NdArray (CPU), wgpu (frames left on the shared device when asked) and CUDA (frames
-//! read back: CUDA cannot share Bevy's wgpu device, so they reach the texture through host
+//! read back: CUDA cannot share a renderer's wgpu device, so they reach a texture through host
 //! memory; a build with the `cuda` feature). A missing CUDA driver, or a build without the feature,
-//! is a [`HeliosError::BackendUnavailable`], not a crash.
+//! is a [`WorkerError::BackendUnavailable`], not a crash.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,12 +18,12 @@ use burn::tensor::backend::Backend;
 use helios_model::pipeline::{ChunkStream, Frames, HeliosPipeline, LoadOptions, StreamRequest};
 
 use super::engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId};
-use crate::error::{HeliosError, HeliosResult};
+use crate::error::{WorkerError, WorkerResult};
 use crate::frame::{Frame, texture_side};
-use crate::settings::HeliosBackend;
+use crate::options::EngineBackend;
 
 /// How a decoded chunk leaves the model's device.
-type Export<B> = fn(&Frames<B>) -> HeliosResult<Vec<Frame>>;
+type Export<B> = fn(&Frames<B>) -> WorkerResult<Vec<Frame>>;
 
 /// One loaded pipeline shared by every stream of the worker.
 struct HeliosEngine<B: Backend> {
@@ -34,17 +34,17 @@ struct HeliosEngine<B: Backend> {
 
 impl<B: Backend> HeliosEngine<B> {
     /// Loads the pipeline on `device`, the DiT at the configured precision (`gpu`: whether `B`
-    /// is a GPU backend, for [`HeliosPrecision::Auto`](crate::HeliosPrecision::Auto)).
+    /// is a GPU backend, for [`EnginePrecision::Auto`](crate::EnginePrecision::Auto)).
     fn load(
         config: &EngineConfig,
         device: &B::Device,
         gpu: bool,
         export: Export<B>,
-    ) -> HeliosResult<Self> {
+    ) -> WorkerResult<Self> {
         let precision = config.precision.dit_precision::<B>(device, gpu);
         let dir = match &config.model_dir {
             Some(dir) => dir.clone(),
-            None => crate::settings::HeliosSettings::embedded_model_dir()?,
+            None => helios_model::embedded::default_model_dir()?,
         };
         let options = LoadOptions::at(precision).quantized(config.quantization);
         let pipeline = HeliosPipeline::load_with(&dir, device, options)?;
@@ -55,15 +55,15 @@ impl<B: Backend> HeliosEngine<B> {
         })
     }
 
-    fn stream(&mut self, id: StreamId) -> HeliosResult<&mut ChunkStream<B>> {
+    fn stream(&mut self, id: StreamId) -> WorkerResult<&mut ChunkStream<B>> {
         self.streams
             .get_mut(&id)
-            .ok_or(HeliosError::UnknownStream(id))
+            .ok_or(WorkerError::UnknownStream(id))
     }
 }
 
 /// Reads the frames back as RGBA8 rows.
-fn read_back<B: Backend>(frames: &Frames<B>) -> HeliosResult<Vec<Frame>> {
+fn read_back<B: Backend>(frames: &Frames<B>) -> WorkerResult<Vec<Frame>> {
     let (w, h) = (frames.width(), frames.height());
     Ok(frames
         .to_rgba8()?
@@ -73,24 +73,24 @@ fn read_back<B: Backend>(frames: &Frames<B>) -> HeliosResult<Vec<Frame>> {
 }
 
 /// Leaves the frames on the shared device (reads them back when they cannot be packed).
-fn keep_on_gpu(frames: &Frames<Wgpu>) -> HeliosResult<Vec<Frame>> {
+fn keep_on_gpu(frames: &Frames<Wgpu>) -> WorkerResult<Vec<Frame>> {
     match crate::frame::pack::pack_chunk(frames)? {
         Some(frames) => Ok(frames),
         None => read_back(frames),
     }
 }
 
-/// Loads the checkpoint of `config` on its backend (on Bevy's wgpu device when one is shared).
-pub(super) fn load(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> {
+/// Loads the checkpoint of `config` on its backend (on the shared wgpu device when there is one).
+pub(super) fn load(config: &EngineConfig) -> WorkerResult<Box<dyn ChunkEngine>> {
     Ok(match config.backend {
-        HeliosBackend::NdArray => Box::new(HeliosEngine::<NdArray<f32>>::load(
+        EngineBackend::NdArray => Box::new(HeliosEngine::<NdArray<f32>>::load(
             config,
             &Default::default(),
             false,
             read_back,
         )?),
-        HeliosBackend::Wgpu => {
-            // Only a buffer of Bevy's own device can be a copy source in its render world.
+        EngineBackend::Wgpu => {
+            // Only a buffer of the renderer's own device can be a copy source for its textures.
             let (device, export): (_, Export<Wgpu>) = match &config.shared_wgpu {
                 Some(device) if config.gpu_frames => (device.clone(), keep_on_gpu),
                 Some(device) => (device.clone(), read_back),
@@ -99,31 +99,31 @@ pub(super) fn load(config: &EngineConfig) -> HeliosResult<Box<dyn ChunkEngine>> 
             Box::new(HeliosEngine::<Wgpu>::load(config, &device, true, export)?)
         }
         #[cfg(feature = "cuda")]
-        HeliosBackend::Cuda => Box::new(HeliosEngine::<burn::backend::Cuda>::load(
+        EngineBackend::Cuda => Box::new(HeliosEngine::<burn::backend::Cuda>::load(
             config,
             &super::cuda::device()?,
             true,
             read_back,
         )?),
         #[cfg(not(feature = "cuda"))]
-        HeliosBackend::Cuda => {
-            return Err(HeliosError::BackendUnavailable {
+        EngineBackend::Cuda => {
+            return Err(WorkerError::BackendUnavailable {
                 backend: "CUDA",
-                reason: "bevy_helios was built without its `cuda` feature".to_owned(),
+                reason: "helios_worker was built without its `cuda` feature".to_owned(),
             });
         }
     })
 }
 
 impl<B: Backend> ChunkEngine for HeliosEngine<B> {
-    fn start(&mut self, id: StreamId, request: StreamRequest) -> HeliosResult<()> {
+    fn start(&mut self, id: StreamId, request: StreamRequest) -> WorkerResult<()> {
         // Validates first (size multiple, steps per stage, prompt), then encodes the prompt.
         let stream = ChunkStream::new(self.pipeline.clone(), request)?;
         self.streams.insert(id, stream);
         Ok(())
     }
 
-    fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> HeliosResult<EngineChunk> {
+    fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> WorkerResult<EngineChunk> {
         let chunk = self.stream(id)?.next_chunk(cancel)?;
         let frames = &chunk.frames;
         // Frames a texture cannot hold are an error here, not a failed upload later.
@@ -135,22 +135,22 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
         })
     }
 
-    fn set_prompt(&mut self, id: StreamId, prompt: &str, over_chunks: usize) -> HeliosResult<()> {
+    fn set_prompt(&mut self, id: StreamId, prompt: &str, over_chunks: usize) -> WorkerResult<()> {
         Ok(self.stream(id)?.set_prompt(prompt, over_chunks)?)
     }
 
-    fn steps(&self, id: StreamId) -> HeliosResult<Vec<usize>> {
+    fn steps(&self, id: StreamId) -> WorkerResult<Vec<usize>> {
         self.streams
             .get(&id)
             .map(|s| s.steps().to_vec())
-            .ok_or(HeliosError::UnknownStream(id))
+            .ok_or(WorkerError::UnknownStream(id))
     }
 
-    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> HeliosResult<()> {
+    fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> WorkerResult<()> {
         Ok(self.stream(id)?.set_steps(steps)?)
     }
 
-    fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> HeliosResult<()> {
+    fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> WorkerResult<()> {
         Ok(self.stream(id)?.set_image(image)?)
     }
 
@@ -167,15 +167,11 @@ mod tests {
     #[test]
     fn cuda_in_a_build_without_it_is_a_typed_error() {
         let config = EngineConfig {
-            model_dir: None,
-            backend: HeliosBackend::Cuda,
-            shared_wgpu: None,
-            gpu_frames: false,
-            precision: Default::default(),
-            quantization: Default::default(),
+            backend: EngineBackend::Cuda,
+            ..EngineConfig::default()
         };
         match load(&config) {
-            Err(HeliosError::BackendUnavailable { backend, reason }) => {
+            Err(WorkerError::BackendUnavailable { backend, reason }) => {
                 assert_eq!(backend, "CUDA");
                 assert!(reason.contains("`cuda` feature"), "{reason}");
             }

@@ -1,16 +1,17 @@
 //! The background worker: one dedicated `std::thread` per loaded model, owning the generator and
-//! all its streams. No Bevy types in here.
+//! all its streams.
 //!
-//! Not the task pool: generation never ends and would starve it. The game talks to the thread
+//! Not a task pool: generation never ends and would starve it. The host talks to the thread
 //! through two bounded `crossbeam-channel`s (crossbeam rather than `std::sync::mpsc` because the
-//! std receiver is not `Sync`, and Bevy resources must be). The game side only ever uses
-//! `try_send` / `try_recv`, so it never blocks; the worker blocks on a full result channel, which
-//! is the backpressure that keeps memory bounded when the game stalls. How many chunks a stream
-//! may have in flight is bounded too: the game grants chunks one at a time ([`WorkerCommand::Grant`]).
+//! std receiver is not `Sync`, and a game engine's shared resources, or a server's shared state,
+//! must be; and a crossbeam receiver can be `select!`ed on). A game uses only `try_send` /
+//! `try_recv`, so it never blocks; the worker blocks on a full result channel, which is the
+//! backpressure that keeps memory bounded when the host stalls. How many chunks a stream may have
+//! in flight is bounded too: the host grants chunks ([`WorkerCommand::Grant`]).
 //!
-//! Scheduling: among the streams with a grant, the one with the lowest priority value (the
-//! plugin uses the distance to the camera) makes the next chunk; ties go round-robin. A stream
-//! with priority `None` (off-screen) is paused: it keeps its state but makes nothing.
+//! Scheduling: among the streams with a grant, the one with the lowest priority value (a game may
+//! use the distance to the camera) makes the next chunk; ties go round-robin. A stream with
+//! priority `None` (e.g. off-screen) is paused: it keeps its state but makes nothing.
 
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -24,12 +25,13 @@ mod thread;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 
-use crate::error::{HeliosError, HeliosResult};
+use crate::error::{WorkerError, WorkerResult};
 use crate::frame::Frame;
-pub use engine::{ChunkEngine, EngineConfig, StreamId};
+pub use engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId};
 use helios_model::pipeline::StreamRequest;
 pub use quality::{QualityController, QualityPolicy};
 use thread::WorkerThread;
@@ -141,7 +143,7 @@ pub enum WorkerEvent {
         /// The stream, if the error is about one.
         id: Option<StreamId>,
         /// What happened.
-        error: HeliosError,
+        error: WorkerError,
     },
 }
 
@@ -169,7 +171,7 @@ impl Worker {
         config: EngineConfig,
         command_queue: usize,
         result_queue: usize,
-    ) -> HeliosResult<Self> {
+    ) -> WorkerResult<Self> {
         Self::spawn_with(
             move || helios_engine::load(&config),
             command_queue,
@@ -177,10 +179,11 @@ impl Worker {
         )
     }
 
-    /// Spawns the worker thread with a custom engine loader.
-    pub fn spawn_with<F>(load: F, command_queue: usize, result_queue: usize) -> HeliosResult<Self>
+    /// Spawns the worker thread with a custom engine loader (run on the thread; a panic in it is
+    /// reported as an error event).
+    pub fn spawn_with<F>(load: F, command_queue: usize, result_queue: usize) -> WorkerResult<Self>
     where
-        F: FnOnce() -> HeliosResult<Box<dyn ChunkEngine>> + Send + 'static,
+        F: FnOnce() -> WorkerResult<Box<dyn ChunkEngine>> + Send + 'static,
     {
         let (cmd_tx, cmd_rx) = bounded(command_queue.max(1));
         let (ev_tx, ev_rx) = bounded(result_queue.max(1));
@@ -197,7 +200,7 @@ impl Worker {
         let handle = std::thread::Builder::new()
             .name("helios-worker".into())
             .spawn(move || thread.run(load))
-            .map_err(|e| HeliosError::WorkerSpawn(Arc::new(e)))?;
+            .map_err(|e| WorkerError::WorkerSpawn(Arc::new(e)))?;
         Ok(Self {
             commands: Some(cmd_tx),
             events: ev_rx,
@@ -216,9 +219,29 @@ impl Worker {
         }
     }
 
+    /// Sends a command, waiting at most `timeout` for room in the queue; gives it back on a
+    /// timeout, or when the worker is gone or shut down.
+    pub fn send_timeout(
+        &self,
+        command: WorkerCommand,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<WorkerCommand>> {
+        match &self.commands {
+            Some(tx) => tx.send_timeout(command, timeout),
+            None => Err(SendTimeoutError::Disconnected(command)),
+        }
+    }
+
     /// The next event, without blocking.
     pub fn try_recv(&self) -> Result<WorkerEvent, TryRecvError> {
         self.events.try_recv()
+    }
+
+    /// The event channel itself, to block on (`recv`, `recv_timeout`) or to wait on together with
+    /// other channels (`crossbeam_channel::select!`). It disconnects once the thread has ended
+    /// and its events are read.
+    pub fn events(&self) -> &Receiver<WorkerEvent> {
+        &self.events
     }
 
     /// Whether events wait to be read.

@@ -1,9 +1,9 @@
-//! A decoded frame as the worker hands it over: RGBA8 rows on the CPU, or rows left in a buffer
-//! of the model's wgpu device ([`GpuFrameBuffer`]), with its colour statistics ([`FrameStats`]).
+//! A decoded frame as the worker hands it over: its size, RGBA8 rows on the CPU or rows left in a
+//! buffer of the model's wgpu device ([`GpuFrameBuffer`]), and its colour statistics
+//! ([`FrameStats`]).
 //!
-//! No Bevy types in here: the worker produces these, the playback ring queues them and the render
-//! side ([`crate::gpu`]) copies a GPU-resident frame into its texture. The buffer is a plain
-//! `wgpu::Buffer` (wgpu 29, the crate both burn and Bevy use).
+//! The buffer is a plain `wgpu::Buffer` (wgpu 29, the crate both burn and Bevy use): a renderer on
+//! the same device copies a GPU-resident frame into its texture from it.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -16,15 +16,16 @@ pub const STATS_GRID: usize = 4;
 /// wgpu's required alignment of `bytes_per_row` in buffer-texture copies.
 pub(crate) const COPY_ROW_ALIGNMENT: u32 = 256;
 
-/// `width * 4` rounded up to the 256 bytes a buffer-to-texture copy needs per row.
-pub(crate) fn padded_bytes_per_row(width: u32) -> u32 {
+/// `width * 4` rounded up to the multiple of 256 bytes a buffer-to-texture copy needs per row (the
+/// row pitch of a [`GpuFrameBuffer`], and of a staging buffer for a CPU frame).
+pub fn padded_bytes_per_row(width: u32) -> u32 {
     (width * 4).div_ceil(COPY_ROW_ALIGNMENT) * COPY_ROW_ALIGNMENT
 }
 
 /// A frame side as the `u32` textures use; an error when it does not fit.
-pub(crate) fn texture_side(pixels: usize) -> crate::HeliosResult<u32> {
+pub(crate) fn texture_side(pixels: usize) -> crate::WorkerResult<u32> {
     u32::try_from(pixels).map_err(|_| {
-        crate::HeliosError::from(helios_model::Error::InvalidRequest(format!(
+        crate::WorkerError::from(helios_model::Error::InvalidRequest(format!(
             "frame side {pixels} does not fit a texture"
         )))
     })
@@ -93,23 +94,31 @@ impl FrameStats {
     }
 }
 
-/// One decoded frame: RGBA8 pixels (row-major) or a frame left on the GPU, and its colour
-/// statistics.
+/// One decoded frame: its size, RGBA8 pixels (row-major) or a frame left on the GPU, and its
+/// colour statistics.
 #[derive(Clone, Debug, Default)]
 pub struct Frame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
     /// RGBA8, row-major, `width * height * 4` bytes; empty for a GPU-resident frame.
     pub pixels: Vec<u8>,
     /// Mean colours, computed on the worker thread.
     pub stats: FrameStats,
-    /// The frame in a buffer of the shared wgpu device
-    /// ([`UploadPath::GpuResident`](crate::UploadPath) with the wgpu backend on Bevy's device).
+    /// The frame in a buffer of the model's wgpu device: only with the wgpu backend on a shared
+    /// device and [`EngineConfig::gpu_frames`](crate::EngineConfig::gpu_frames).
     pub gpu: Option<GpuFrameRef>,
 }
 
 impl Frame {
-    /// A CPU frame from RGBA8 rows, with its statistics.
+    /// A CPU frame from RGBA8 rows of `width` x `height` pixels, with its statistics (a side
+    /// beyond `u32::MAX` is stored as `u32::MAX`: no texture holds such a frame anyway).
     pub fn from_rgba(pixels: Vec<u8>, width: usize, height: usize) -> Self {
+        let side = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         Self {
+            width: side(width),
+            height: side(height),
             stats: FrameStats::of_rgba(&pixels, width, height),
             pixels,
             gpu: None,
