@@ -9,6 +9,7 @@ mod generate;
 mod info;
 mod input;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     },
     /// Time the whole pipeline (text, denoising, VAE decode) over several runs.
     Bench(Box<bench::BenchArgs>),
+    /// Serve the model to game clients over WebSocket (streams, prompt updates, conditioning images).
+    Serve(Box<serve::ServeArgs>),
     /// Run the golden conformance cases of a fixture set (checkpoint + `cases/`).
     Check {
         /// The fixture folder: a diffusers-layout checkpoint with a `cases/` folder.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
             .and_then(|dir| info::run(&dir))
             .map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Check {
             fixture_dir,
             backend,

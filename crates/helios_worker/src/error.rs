@@ -29,6 +29,9 @@ pub enum WorkerError {
     /// Packing a chunk into GPU-resident frames failed on the device.
     #[error("GPU-resident frames: {0}")]
     GpuFrames(String),
+    /// A remote worker's server (`helios serve`) refused a request or this client.
+    #[error("the Helios server: {0}")]
+    Remote(String),
     /// The configured backend cannot run on this machine (e.g. CUDA without a driver, or a build
     /// without the `cuda` feature).
     #[error("the {backend} backend is unavailable: {reason}")]
