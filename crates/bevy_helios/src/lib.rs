@@ -29,8 +29,8 @@ pub use precision::HeliosPrecision;
 pub use prompt::{PromptTemplate, SceneContext, compact_prompt};
 pub use screen::{HeliosScreen, HeliosStream, HeliosStreamStatus};
 pub use settings::{
-    GpuSharing, HeliosBackend, HeliosSettings, HeliosSettingsAsset, HeliosSettingsLoaderError,
-    UploadPath,
+    GpuSharing, HeliosBackend, HeliosRemote, HeliosSettings, HeliosSettingsAsset,
+    HeliosSettingsLoaderError, UploadPath,
 };
 
 /// Frames injected without a worker (the `plugin_tick` benchmark); not part of the API.
@@ -45,9 +45,9 @@ pub mod prelude {
     pub use crate::precision::HeliosPrecision;
     pub use crate::{
         ChunkReady, GenerationParams, GpuSharing, HeliosBackend, HeliosLight, HeliosPlugin,
-        HeliosScreen, HeliosSettings, HeliosStream, HeliosStreamStatus, HeliosSystems,
-        HeliosWorkerError, HeliosWorkerStatus, PromptApplied, RequestPortraitCapture, SceneContext,
-        SetConditioningImage, StartStream, StopStream, StreamStarted, StreamStopped, UploadPath,
-        helios_ready,
+        HeliosRemote, HeliosScreen, HeliosSettings, HeliosStream, HeliosStreamStatus,
+        HeliosSystems, HeliosWorkerError, HeliosWorkerStatus, PromptApplied,
+        RequestPortraitCapture, SceneContext, SetConditioningImage, StartStream, StopStream,
+        StreamStarted, StreamStopped, UploadPath, helios_ready,
     };
 }

@@ -67,6 +67,42 @@ pub enum UploadPath {
     GpuResident,
 }
 
+/// A `helios serve` that runs the model instead of this process
+/// ([`HeliosSettings::remote`]).
+#[derive(Reflect, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HeliosRemote {
+    /// The server, e.g. `ws://gpu-box:7860`.
+    pub url: String,
+    /// The server's shared token, if it has one.
+    pub token: Option<String>,
+}
+
+impl HeliosRemote {
+    /// The server at `url`, without a token.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token: None,
+        }
+    }
+
+    /// With the server's shared token.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+}
+
+impl std::fmt::Debug for HeliosRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: logs and inspectors show only whether there is one.
+        f.debug_struct("HeliosRemote")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
 /// The plugin's configuration, a `Resource`.
 ///
 /// [`HeliosPlugin`](crate::HeliosPlugin) inserts it only when the app does not have one yet.
@@ -129,6 +165,13 @@ pub struct HeliosSettings {
     /// [`HeliosStream::steps`](crate::HeliosStream::steps). Applies to streams started after a
     /// change.
     pub adaptive_quality: bool,
+    /// Run the model on a `helios serve` (a GPU box serving several game clients) instead of in
+    /// this process: the same screens, messages and pacing, with frames arriving over a
+    /// WebSocket. The backend, precision, GPU sharing and model folder are then the server's;
+    /// frames arrive in host memory (the GPU upload path copies them through a staging buffer). When the server is gone the worker state is
+    /// [`Reconnecting`](crate::HeliosWorkerState::Reconnecting) and the streams resume when it
+    /// is back.
+    pub remote: Option<HeliosRemote>,
 }
 
 impl Default for HeliosSettings {
@@ -160,6 +203,7 @@ impl Default for HeliosSettings {
             template: PromptTemplate::default(),
             quantization: helios_model::dit::WeightQuantization::None,
             adaptive_quality: true,
+            remote: None,
         }
     }
 }
@@ -236,6 +280,7 @@ impl HeliosSettings {
     /// Whether going from `self` to `other` needs a new worker (model, backend or stream shape).
     pub(crate) fn engine_differs(&self, other: &Self) -> bool {
         self.model_dir != other.model_dir
+            || self.remote != other.remote
             || self.backend != other.backend
             || self.precision != other.precision
             || self.gpu_sharing != other.gpu_sharing

@@ -3,6 +3,7 @@
 //! `upload` (Upload and the shutdown on exit); `state` holds the worker resource and status.
 
 mod context;
+mod link;
 mod receive;
 mod spawn;
 mod state;
@@ -24,7 +25,7 @@ use crate::settings::{
 use context::{apply_settings_asset, collect_priorities, collect_scene_context, validate_settings};
 use receive::{
     WorkerInbox, apply_stream_events, detect_lost_worker, queue_chunks, receive_worker_events,
-    report_worker_errors,
+    report_worker_errors, track_connection,
 };
 use spawn::{read_stream_requests, spawn_worker};
 pub use state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus, helios_ready};
@@ -174,6 +175,7 @@ impl HeliosPlugin {
                 queue_chunks,
                 apply_stream_events,
                 detect_lost_worker,
+                track_connection,
             )
                 .chain()
                 .into_configs(),

@@ -3,6 +3,7 @@
 //! failed is known as failed when its stop arrives), then chunks, then the streams' lifecycle.
 
 use bevy::prelude::*;
+use helios_serve::client::Connection;
 use helios_worker::{StreamId, WorkerError, WorkerEvent};
 
 use super::state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus};
@@ -189,6 +190,27 @@ pub(super) fn apply_stream_events(
             }
             WorkerEvent::Chunk { .. } | WorkerEvent::Error { .. } => {}
         }
+    }
+}
+
+/// Shows a remote worker's connection in [`HeliosWorkerStatus`]: `Reconnecting` while the server
+/// is gone, `Ready` again once it is back (a local worker has no connection).
+pub(super) fn track_connection(worker: Res<HeliosWorker>, mut status: ResMut<HeliosWorkerStatus>) {
+    let Some(connection) = worker.worker.as_ref().and_then(|w| w.connection()) else {
+        return;
+    };
+    let next = match (connection, &status.state) {
+        (Connection::Retrying, HeliosWorkerState::Ready | HeliosWorkerState::Loading) => {
+            Some(HeliosWorkerState::Reconnecting)
+        }
+        (Connection::Connected, HeliosWorkerState::Reconnecting) => Some(HeliosWorkerState::Ready),
+        _ => None,
+    };
+    if let Some(next) = next {
+        if next == HeliosWorkerState::Reconnecting {
+            warn!("bevy_helios: the Helios server is unreachable; reconnecting");
+        }
+        status.state = next;
     }
 }
 

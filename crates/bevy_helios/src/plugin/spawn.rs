@@ -2,7 +2,10 @@
 //! start / stop requests, then (re)spawning the worker when a screen needs one.
 
 use bevy::prelude::*;
+use helios_serve::client::{RemoteConfig, RemoteWorker};
 use helios_worker::{EngineConfig, Worker, WorkerCommand};
+
+use super::link::WorkerLink;
 
 use super::state::{HeliosWorker, HeliosWorkerState, HeliosWorkerStatus};
 use crate::gpu::SharedWgpuDevice;
@@ -108,7 +111,16 @@ pub(super) fn spawn_worker(
     if shares_device && config.shared_wgpu.is_none() {
         warn!("bevy_helios: no render device to share; the wgpu backend creates its own device");
     }
-    match Worker::spawn(config, settings.command_queue, settings.result_queue) {
+    let (commands, events) = (settings.command_queue, settings.result_queue);
+    let spawned = match &settings.remote {
+        Some(remote) => {
+            let mut config = RemoteConfig::new(remote.url.clone());
+            config.token = remote.token.clone();
+            RemoteWorker::connect(config, commands, events).map(WorkerLink::Remote)
+        }
+        None => Worker::spawn(config, commands, events).map(WorkerLink::Local),
+    };
+    match spawned {
         Ok(w) => {
             worker.worker = Some(w);
             status.state = HeliosWorkerState::Loading;

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 
 use bevy::prelude::*;
 use crossbeam_channel::TrySendError;
-use helios_worker::{StreamId, Worker, WorkerCommand};
+use helios_worker::{StreamId, WorkerCommand};
+
+use super::link::WorkerLink;
 
 use crate::error::HeliosError;
 use crate::settings::HeliosSettings;
@@ -24,6 +26,9 @@ pub enum HeliosWorkerState {
     Failed(String),
     /// Shut down (on `AppExit`).
     ShutDown,
+    /// The `helios serve` of [`HeliosSettings::remote`] cannot be reached; the plugin keeps
+    /// trying (with back-off) and its streams resume when it is back.
+    Reconnecting,
 }
 
 /// The worker's state and counters.
@@ -48,11 +53,11 @@ pub fn helios_ready() -> impl FnMut(Option<Res<HeliosWorkerStatus>>) -> bool + C
     |status| status.is_some_and(|s| s.state == HeliosWorkerState::Ready)
 }
 
-/// The worker handle (a crossbeam `Sender`/`Receiver` pair and the thread's `JoinHandle`, inside
-/// the worker) plus the game-side bookkeeping. Dropping it cancels and joins the thread.
+/// The worker handle (a local worker thread, or the connection to a `helios serve`) plus the
+/// game-side bookkeeping. Dropping it cancels and joins the thread.
 #[derive(Resource, Default)]
 pub struct HeliosWorker {
-    pub(super) worker: Option<Worker>,
+    pub(super) worker: Option<WorkerLink>,
     /// Commands that did not fit the channel yet (bounded by the settings' `command_queue`).
     pub(super) overflow: VecDeque<WorkerCommand>,
     /// Commands evicted from a full overflow since the last report (their stream, if any).
@@ -79,7 +84,7 @@ impl HeliosWorker {
 
     /// Whether a worker thread is running.
     pub fn is_running(&self) -> bool {
-        self.worker.as_ref().is_some_and(Worker::is_alive)
+        self.worker.as_ref().is_some_and(WorkerLink::is_alive)
     }
 
     /// A fresh stream id.
