@@ -74,7 +74,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if args.layers == Some(0) {
             bail!("--layers 0: build at least one block");
         }
-        return with_backend!(args.model.backend, |device: B| random::run::<B>(
+        return with_backend!(args.model.engine.backend, |device: B| random::run::<B>(
             args, config, device
         ));
     }
@@ -83,7 +83,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let request = StreamRequest::with_params(args.prompt.clone(), args.model.params(args.seed));
     let dir = args.model.dir()?;
-    with_backend!(args.model.backend, |device: B| {
+    with_backend!(args.model.engine.backend, |device: B| {
         let pipeline = Arc::new(load_pipeline::<B>(
             &dir,
             &device,
@@ -109,7 +109,7 @@ fn bench<B: Backend>(
         plan.chunks,
         steps.join(","),
         request.params.amplify_first_chunk,
-        args.model.backend
+        args.model.engine.backend
     );
     let cancel = AtomicBool::new(false);
     let once = || -> Result<f64> {

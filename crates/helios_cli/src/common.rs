@@ -26,12 +26,31 @@ fn model_from_env() -> bool {
     std::env::var_os(helios_model::embedded::MODEL_DIR_ENV).is_some_and(|d| !d.is_empty())
 }
 
-/// Model, size, steps and backend options.
+/// Which model runs where: the checkpoint, the backend, the DiT's precision and quantisation
+/// (`generate`, `bench` and `serve`).
 #[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
+pub struct EngineArgs {
     /// Diffusers-layout Helios folder [default: $HELIOS_MODEL_DIR, else the embedded tiny model, random weights]
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Backend to run on
+    #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
+    pub backend: BackendChoice,
+    /// DiT precision [default: half on wgpu and cuda, f32 on ndarray]
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionChoice>,
+    /// Weight-only quantisation of the DiT's block weights (int8: one byte per weight and a
+    /// float32 scale per 32, about half the memory of bf16)
+    #[arg(long, value_enum, default_value_t = QuantizeChoice::None)]
+    pub quantize: QuantizeChoice,
+}
+
+/// Model, size, steps and backend options.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The model and where it runs.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Frame height in pixels [default: 384 with --model, 128 on the embedded model]
     #[arg(long)]
     pub height: Option<usize>,
@@ -47,16 +66,6 @@ pub struct ModelArgs {
     /// Prompt tokens the text encoder reads [default: 512, as the reference]
     #[arg(long, value_name = "N")]
     pub max_sequence_length: Option<usize>,
-    /// Backend to run on
-    #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
-    pub backend: BackendChoice,
-    /// DiT precision [default: half on wgpu and cuda, f32 on ndarray]
-    #[arg(long, value_enum)]
-    pub precision: Option<PrecisionChoice>,
-    /// Weight-only quantisation of the DiT's block weights (int8: one byte per weight and a
-    /// float32 scale per 32, about half the memory of bf16)
-    #[arg(long, value_enum, default_value_t = QuantizeChoice::None)]
-    pub quantize: QuantizeChoice,
 }
 
 /// `--quantize`.
@@ -80,7 +89,7 @@ impl From<QuantizeChoice> for WeightQuantization {
 impl ModelArgs {
     /// The checkpoint folder.
     pub fn dir(&self) -> Result<PathBuf> {
-        match &self.model {
+        match &self.engine.model {
             Some(dir) => Ok(dir.clone()),
             None => default_model_dir(),
         }
@@ -88,20 +97,21 @@ impl ModelArgs {
 
     /// How the checkpoint is loaded on backend `B`: the DiT's precision and quantisation.
     pub fn load_options<B: Backend>(&self, device: &B::Device) -> LoadOptions {
-        LoadOptions::at(self.precision::<B>(device)).quantized(self.quantize.into())
+        LoadOptions::at(self.precision::<B>(device)).quantized(self.engine.quantize.into())
     }
 
     /// The DiT precision on backend `B`, with the backend's default filled in.
     pub fn precision<B: Backend>(&self, device: &B::Device) -> Precision {
-        self.precision
-            .unwrap_or(self.backend.default_precision())
+        self.engine
+            .precision
+            .unwrap_or(self.engine.backend.default_precision())
             .resolve::<B>(device)
     }
 
     /// The generation parameters the flags give (`None`: the checkpoint's default; the embedded
     /// model runs at its own size, `helios_model::embedded::SIZE`, unless a size is given).
     pub fn params(&self, seed: u64) -> GenerationParams {
-        let (height, width) = if self.model.is_some() || model_from_env() {
+        let (height, width) = if self.engine.model.is_some() || model_from_env() {
             (self.height, self.width)
         } else {
             let (h, w) = helios_model::embedded::SIZE;

@@ -111,7 +111,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     install_interrupt();
     let dir = args.model.dir()?;
     let start = Instant::now();
-    let summary = with_backend!(args.model.backend, |device: B| {
+    let summary = with_backend!(args.model.engine.backend, |device: B| {
         let pipeline = Arc::new(load_pipeline::<B>(
             &dir,
             &device,

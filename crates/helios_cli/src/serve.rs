@@ -1,7 +1,6 @@
 //! `helios serve`: the model behind a WebSocket server for game clients (`helios_serve`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -10,7 +9,7 @@ use helios_serve::{ServeConfig, Server};
 use helios_worker::{EngineBackend, EngineConfig, EnginePrecision};
 
 use crate::backend::{BackendChoice, PrecisionChoice};
-use crate::common::QuantizeChoice;
+use crate::common::EngineArgs;
 
 /// The environment variable that holds the shared token (kept out of the process list).
 pub const TOKEN_ENV: &str = "HELIOS_SERVE_TOKEN";
@@ -21,18 +20,9 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default; with another address, set a token)
     #[arg(long, default_value = "127.0.0.1:7860")]
     pub addr: SocketAddr,
-    /// Diffusers-layout Helios folder [default: $HELIOS_MODEL_DIR, else the embedded tiny model]
-    #[arg(long, value_name = "DIR")]
-    pub model: Option<PathBuf>,
-    /// Backend to run on
-    #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
-    pub backend: BackendChoice,
-    /// DiT precision [default: half on wgpu and cuda, f32 on ndarray]
-    #[arg(long, value_enum)]
-    pub precision: Option<PrecisionChoice>,
-    /// Weight-only quantisation of the DiT's block weights
-    #[arg(long, value_enum, default_value_t = QuantizeChoice::None)]
-    pub quantize: QuantizeChoice,
+    /// The model and where it runs.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Read the shared token every client must present from $HELIOS_SERVE_TOKEN
     #[arg(long)]
     pub token_from_env: bool,
@@ -68,19 +58,20 @@ fn parse_size(text: &str) -> Result<(usize, usize), String> {
 impl ServeArgs {
     /// The server's configuration.
     pub fn config(&self) -> Result<ServeConfig> {
+        let args = &self.engine;
         let engine = EngineConfig {
-            model_dir: self.model.clone(),
-            backend: match self.backend {
+            model_dir: args.model.clone(),
+            backend: match args.backend {
                 BackendChoice::Ndarray => EngineBackend::NdArray,
                 BackendChoice::Wgpu => EngineBackend::Wgpu,
                 BackendChoice::Cuda => EngineBackend::Cuda,
             },
-            precision: match self.precision {
+            precision: match args.precision {
                 None => EnginePrecision::Auto,
                 Some(PrecisionChoice::F32) => EnginePrecision::F32,
                 Some(PrecisionChoice::Half) => EnginePrecision::Half,
             },
-            quantization: self.quantize.into(),
+            quantization: args.quantize.into(),
             ..EngineConfig::default()
         };
         let mut config = ServeConfig::new(self.addr, engine);

@@ -284,7 +284,7 @@ impl Hub {
                         let message = format!("stream {stream} is not running");
                         self.tell(
                             session,
-                            error(Some(stream), ErrorCode::UnknownStream, message),
+                            ServerMessage::error(Some(stream), ErrorCode::UnknownStream, message),
                         );
                         0
                     }
@@ -371,7 +371,10 @@ impl Hub {
             .count();
         if !self.streams.contains_key(&id) && running >= self.max_streams {
             let message = format!("a session may run {} streams at once", self.max_streams);
-            self.tell(session, error(Some(stream), ErrorCode::Limit, message));
+            self.tell(
+                session,
+                ServerMessage::error(Some(stream), ErrorCode::Limit, message),
+            );
             return;
         }
         let (height, width) = request.params.size();
@@ -380,14 +383,17 @@ impl Hub {
                 "{width}x{height} frames: this server makes 1 to {} pixels per frame",
                 self.max_pixels
             );
-            self.tell(session, error(Some(stream), ErrorCode::Limit, message));
+            self.tell(
+                session,
+                ServerMessage::error(Some(stream), ErrorCode::Limit, message),
+            );
             return;
         }
         if chunks == Some(0) {
             let message = "`chunks` must be at least 1 (leave it out for an endless stream)";
             self.tell(
                 session,
-                error(Some(stream), ErrorCode::Malformed, message.into()),
+                ServerMessage::error(Some(stream), ErrorCode::Malformed, message),
             );
             return;
         }
@@ -445,7 +451,7 @@ impl Hub {
             let message = format!("stream {stream} is not running");
             self.tell(
                 session,
-                error(Some(stream), ErrorCode::UnknownStream, message),
+                ServerMessage::error(Some(stream), ErrorCode::UnknownStream, message),
             );
         }
     }
@@ -461,7 +467,10 @@ impl Hub {
             Ok(()) => true,
             Err(e) => {
                 let message = format!("the model worker did not take the request ({e})");
-                self.tell(session, error(stream, ErrorCode::Unavailable, message));
+                self.tell(
+                    session,
+                    ServerMessage::error(stream, ErrorCode::Unavailable, message),
+                );
                 false
             }
         }
@@ -504,7 +513,7 @@ impl Hub {
                     let message = error.to_string();
                     self.tell(
                         session,
-                        self::error(Some(stream), ErrorCode::Model, message),
+                        ServerMessage::error(Some(stream), ErrorCode::Model, message),
                     );
                 }
             }
@@ -561,16 +570,8 @@ impl Hub {
     }
 }
 
-fn error(stream: Option<ClientStream>, code: ErrorCode, message: String) -> ServerMessage {
-    ServerMessage::Error {
-        stream,
-        code,
-        message,
-    }
-}
-
 fn unavailable(reason: &str) -> Outgoing {
-    Outgoing::Message(error(
+    Outgoing::Message(ServerMessage::error(
         None,
         ErrorCode::Unavailable,
         format!("the model is unavailable: {reason}"),

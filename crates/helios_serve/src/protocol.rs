@@ -183,6 +183,21 @@ pub enum ServerMessage {
     },
 }
 
+impl ServerMessage {
+    /// A [`ServerMessage::Error`].
+    pub fn error(
+        stream: Option<ClientStream>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Error {
+            stream,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 /// The kinds of [`ServerMessage::Error`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

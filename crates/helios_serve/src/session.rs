@@ -45,7 +45,7 @@ pub(crate) async fn run(tcp: TcpStream, shared: Arc<Shared>) {
     };
     if let Err((code, message)) = hello(&mut socket, &shared).await {
         Counters::bump(&shared.counters.refused);
-        let _ = send_text(&mut socket, &error(None, code, message)).await;
+        let _ = send_text(&mut socket, &ServerMessage::error(None, code, message)).await;
         let _ = socket.close(None).await;
         return;
     }
@@ -60,7 +60,11 @@ pub(crate) async fn run(tcp: TcpStream, shared: Arc<Shared>) {
     if taken.is_err() {
         Counters::bump(&shared.counters.refused);
         let message = format!("the server serves {max} sessions at once; try again later");
-        let _ = send_text(&mut socket, &error(None, ErrorCode::Busy, message)).await;
+        let _ = send_text(
+            &mut socket,
+            &ServerMessage::error(None, ErrorCode::Busy, message),
+        )
+        .await;
         let _ = socket.close(None).await;
         return;
     }
@@ -131,7 +135,11 @@ async fn serve(mut socket: Socket, session: SessionId, shared: &Arc<Shared>) {
         outgoing: tx.clone(),
     }) {
         let message = "the server is shutting down".to_string();
-        let _ = send_text(&mut socket, &error(None, ErrorCode::Unavailable, message)).await;
+        let _ = send_text(
+            &mut socket,
+            &ServerMessage::error(None, ErrorCode::Unavailable, message),
+        )
+        .await;
         return;
     }
     let (sink, source) = socket.split();
@@ -171,13 +179,17 @@ fn on_text(text: &str, session: SessionId, shared: &Shared) -> Option<ServerMess
         Ok(message) => message,
         Err(e) => {
             Counters::bump(&shared.counters.malformed);
-            return Some(error(None, ErrorCode::Malformed, e.to_string()));
+            return Some(ServerMessage::error(
+                None,
+                ErrorCode::Malformed,
+                e.to_string(),
+            ));
         }
     };
     let command = match message {
         ClientMessage::Hello { .. } => {
             let message = "hello was already received".to_string();
-            return Some(error(None, ErrorCode::Malformed, message));
+            return Some(ServerMessage::error(None, ErrorCode::Malformed, message));
         }
         ClientMessage::Start {
             stream,
@@ -190,7 +202,11 @@ fn on_text(text: &str, session: SessionId, shared: &Shared) -> Option<ServerMess
         } => {
             if !priority.is_finite() {
                 let message = "priority must be a finite number".to_string();
-                return Some(error(Some(stream), ErrorCode::Malformed, message));
+                return Some(ServerMessage::error(
+                    Some(stream),
+                    ErrorCode::Malformed,
+                    message,
+                ));
             }
             let request = helios_model::pipeline::StreamRequest::with_params(prompt, params);
             HubCommand::Start {
@@ -221,7 +237,11 @@ fn on_text(text: &str, session: SessionId, shared: &Shared) -> Option<ServerMess
         ClientMessage::Priority { stream, priority } => {
             if priority.is_some_and(|p| !p.is_finite()) {
                 let message = "priority must be a finite number or null".to_string();
-                return Some(error(Some(stream), ErrorCode::Malformed, message));
+                return Some(ServerMessage::error(
+                    Some(stream),
+                    ErrorCode::Malformed,
+                    message,
+                ));
             }
             HubCommand::Priority {
                 session,
@@ -235,7 +255,7 @@ fn on_text(text: &str, session: SessionId, shared: &Shared) -> Option<ServerMess
         None
     } else {
         let message = "the server is shutting down or overwhelmed".to_string();
-        Some(error(None, ErrorCode::Unavailable, message))
+        Some(ServerMessage::error(None, ErrorCode::Unavailable, message))
     }
 }
 
@@ -245,7 +265,11 @@ async fn on_binary(bytes: Vec<u8>, session: SessionId, shared: &Shared) -> Optio
         Ok((ClientBinary::Image { stream }, _)) => stream,
         Err(e) => {
             Counters::bump(&shared.counters.malformed);
-            return Some(error(None, ErrorCode::Malformed, e.to_string()));
+            return Some(ServerMessage::error(
+                None,
+                ErrorCode::Malformed,
+                e.to_string(),
+            ));
         }
     };
     let decoded = tokio::task::spawn_blocking(move || {
@@ -257,8 +281,14 @@ async fn on_binary(bytes: Vec<u8>, session: SessionId, shared: &Shared) -> Optio
     .await;
     let image = match decoded {
         Ok(Ok(image)) => image,
-        Ok(Err(e)) => return Some(error(Some(stream), ErrorCode::BadImage, e)),
-        Err(e) => return Some(error(Some(stream), ErrorCode::BadImage, e.to_string())),
+        Ok(Err(e)) => return Some(ServerMessage::error(Some(stream), ErrorCode::BadImage, e)),
+        Err(e) => {
+            return Some(ServerMessage::error(
+                Some(stream),
+                ErrorCode::BadImage,
+                e.to_string(),
+            ));
+        }
     };
     let command = HubCommand::Image {
         session,
@@ -267,7 +297,7 @@ async fn on_binary(bytes: Vec<u8>, session: SessionId, shared: &Shared) -> Optio
     };
     (!shared.hub.send(command)).then(|| {
         let message = "the server is shutting down or overwhelmed".to_string();
-        error(None, ErrorCode::Unavailable, message)
+        ServerMessage::error(None, ErrorCode::Unavailable, message)
     })
 }
 
@@ -299,7 +329,7 @@ async fn write(
                     "a message waited more than {:?} for the client to read it",
                     shared.config.stall_timeout
                 );
-                let notice = text(&error(None, ErrorCode::SlowClient, message));
+                let notice = text(&ServerMessage::error(None, ErrorCode::SlowClient, message));
                 let _ = tokio::time::timeout(shared.config.stall_timeout, sink.send(notice)).await;
                 break;
             }
@@ -384,12 +414,4 @@ async fn send_text(socket: &mut Socket, message: &ServerMessage) -> Result<(), (
 fn text(message: &ServerMessage) -> Message {
     // Serialising these plain enums cannot fail.
     Message::text(serde_json::to_string(message).unwrap_or_default())
-}
-
-fn error(stream: Option<u32>, code: ErrorCode, message: String) -> ServerMessage {
-    ServerMessage::Error {
-        stream,
-        code,
-        message,
-    }
 }

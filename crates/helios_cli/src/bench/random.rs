@@ -149,7 +149,7 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
         WEIGHT_SEED,
         &device,
     )?;
-    let (dit, quantized) = quantize_blocks(dit, args.model.quantize.into(), &device);
+    let (dit, quantized) = quantize_blocks(dit, args.model.engine.quantize.into(), &device);
     let vae = random_vae::<B>(&ckpt.vae, WEIGHT_SEED + 1, &device);
     let text = random_text_encoder::<B>(&ckpt.text_encoder, text_layers, WEIGHT_SEED + 2, &device)?;
     sync::<B>(&device)?;
@@ -166,7 +166,7 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
         text.encoder.block.len(),
         ckpt.text_encoder.num_layers,
         steps_text.join(","),
-        args.model.backend,
+        args.model.engine.backend,
     );
     // The DiT's weights as stored: the precision's bytes per value, one byte and a float32 scale
     // per block for the quantised ones (the fp32-kept modules are a rounding error at 14B).
@@ -183,7 +183,7 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
         stored as f64 / f64::from(1u32 << 30),
         quantized.tensors,
         quantized.values,
-        args.model.quantize,
+        args.model.engine.quantize,
     );
     let scheduler = FlowScheduler::new(&ckpt.scheduler)?;
     let latent = (height / spatial, width / spatial);
