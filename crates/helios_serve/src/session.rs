@@ -177,14 +177,7 @@ async fn read(
 fn on_text(text: &str, session: SessionId, shared: &Shared) -> Option<ServerMessage> {
     let message = match serde_json::from_str::<ClientMessage>(text) {
         Ok(message) => message,
-        Err(e) => {
-            Counters::bump(&shared.counters.malformed);
-            return Some(ServerMessage::error(
-                None,
-                ErrorCode::Malformed,
-                e.to_string(),
-            ));
-        }
+        Err(e) => return Some(malformed(shared, e)),
     };
     let command = match message {
         ClientMessage::Hello { .. } => {
@@ -251,30 +244,17 @@ fn on_text(text: &str, session: SessionId, shared: &Shared) -> Option<ServerMess
         }
         ClientMessage::Stop { stream } => HubCommand::Stop { session, stream },
     };
-    if shared.hub.send(command) {
-        None
-    } else {
-        let message = "the server is shutting down or overwhelmed".to_string();
-        Some(ServerMessage::error(None, ErrorCode::Unavailable, message))
-    }
+    to_hub(shared, command)
 }
 
 /// A binary message: a conditioning image.
 async fn on_binary(bytes: Vec<u8>, session: SessionId, shared: &Shared) -> Option<ServerMessage> {
-    let stream = match decode_binary::<ClientBinary>(&bytes) {
-        Ok((ClientBinary::Image { stream }, _)) => stream,
-        Err(e) => {
-            Counters::bump(&shared.counters.malformed);
-            return Some(ServerMessage::error(
-                None,
-                ErrorCode::Malformed,
-                e.to_string(),
-            ));
-        }
+    let (stream, payload_at) = match decode_binary::<ClientBinary>(&bytes) {
+        Ok((ClientBinary::Image { stream }, payload)) => (stream, bytes.len() - payload.len()),
+        Err(e) => return Some(malformed(shared, e)),
     };
     let decoded = tokio::task::spawn_blocking(move || {
-        let (_, payload) = decode_binary::<ClientBinary>(&bytes).map_err(|e| e.to_string())?;
-        image::load_from_memory(payload)
+        image::load_from_memory(&bytes[payload_at..])
             .map(|image| image.to_rgb8())
             .map_err(|e| e.to_string())
     })
@@ -295,10 +275,21 @@ async fn on_binary(bytes: Vec<u8>, session: SessionId, shared: &Shared) -> Optio
         stream,
         image: Box::new(image),
     };
+    to_hub(shared, command)
+}
+
+/// Hands a client's request to the hub; the error to answer with when it cannot take it.
+fn to_hub(shared: &Shared, command: HubCommand) -> Option<ServerMessage> {
     (!shared.hub.send(command)).then(|| {
-        let message = "the server is shutting down or overwhelmed".to_string();
+        let message = "the server is shutting down or overwhelmed";
         ServerMessage::error(None, ErrorCode::Unavailable, message)
     })
+}
+
+/// Counts a message that could not be read and makes its answer.
+fn malformed(shared: &Shared, error: impl std::fmt::Display) -> ServerMessage {
+    Counters::bump(&shared.counters.malformed);
+    ServerMessage::error(None, ErrorCode::Malformed, error.to_string())
 }
 
 /// Why the writer stopped.
