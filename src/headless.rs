@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bevy::app::ScheduleRunnerPlugin;
+use bevy::app::{PluginGroupBuilder, ScheduleRunnerPlugin};
 use bevy::camera::RenderTarget;
 use bevy::prelude::*;
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
@@ -49,28 +49,32 @@ pub const FACE_REGION: Rect = Rect {
     max: Vec2::new(0.62, 0.66),
 };
 
+/// Bevy's default plugins without a window or winit (the renderer draws into images only),
+/// reading assets through [`asset_plugin`](crate::asset_plugin).
+pub fn headless_plugins() -> PluginGroupBuilder {
+    DefaultPlugins
+        .set(WindowPlugin {
+            primary_window: None,
+            exit_condition: ExitCondition::DontExit,
+            ..default()
+        })
+        .set(crate::asset_plugin())
+        .disable::<WinitPlugin>()
+}
+
 /// Builds the headless app (call `.run()` on it).
 pub fn headless_app(config: CaptureConfig, settings: HeliosSettings) -> App {
     let mut app = App::new();
-    app.add_plugins(
-        DefaultPlugins
-            .set(WindowPlugin {
-                primary_window: None,
-                exit_condition: ExitCondition::DontExit,
-                ..default()
-            })
-            .set(crate::asset_plugin())
-            .disable::<WinitPlugin>(),
-    )
-    .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_millis(5)))
-    .add_plugins(HeliosPlugin::default().with_settings(settings))
-    // Each tick advances the game clock by exactly one video frame.
-    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
-        1.0 / 24.0,
-    )))
-    .insert_resource(config)
-    .add_systems(Startup, setup)
-    .add_systems(Update, capture.after(HeliosSystems::Upload));
+    app.add_plugins(headless_plugins())
+        .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_millis(5)))
+        .add_plugins(HeliosPlugin::default().with_settings(settings))
+        // Each tick advances the game clock by exactly one video frame.
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
+            1.0 / 24.0,
+        )))
+        .insert_resource(config)
+        .add_systems(Startup, setup)
+        .add_systems(Update, capture.after(HeliosSystems::Upload));
     app
 }
 

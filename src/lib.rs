@@ -1,8 +1,9 @@
-//! Shared code of the `bevy_helios` examples (`examples/`) and the headless-capture test: the
-//! command line, the NPC-face scene, and the headless capture app.
+//! Shared code of the `bevy_helios` examples (`examples/`) and their tests: the command line,
+//! the NPC-face scene, the headless capture app and the V2V scene.
 
 pub mod headless;
 pub mod scene;
+pub mod v2v;
 
 use std::path::PathBuf;
 

@@ -12,6 +12,7 @@ mod precision;
 mod prompt;
 mod screen;
 mod settings;
+mod video;
 
 pub use error::{HeliosError, HeliosResult};
 pub use helios_model::pipeline::GenerationParams;
@@ -32,6 +33,7 @@ pub use settings::{
     GpuSharing, HeliosBackend, HeliosRemote, HeliosSettings, HeliosSettingsAsset,
     HeliosSettingsLoaderError, UploadPath,
 };
+pub use video::HeliosVideoContext;
 
 /// Frames injected without a worker (the `plugin_tick` benchmark); not part of the API.
 #[doc(hidden)]
@@ -46,7 +48,7 @@ pub mod prelude {
     pub use crate::{
         ChunkReady, GenerationParams, GpuSharing, HeliosBackend, HeliosLight, HeliosPlugin,
         HeliosRemote, HeliosScreen, HeliosSettings, HeliosStream, HeliosStreamStatus,
-        HeliosSystems, HeliosWorkerError, HeliosWorkerStatus, PromptApplied,
+        HeliosSystems, HeliosVideoContext, HeliosWorkerError, HeliosWorkerStatus, PromptApplied,
         RequestPortraitCapture, SceneContext, SetConditioningImage, StartStream, StopStream,
         StreamStarted, StreamStopped, UploadPath, helios_ready,
     };

@@ -118,6 +118,9 @@ pub struct HeliosStream {
     pub wrong_size_frames: u64,
     /// Commands for this stream evicted from the full command queue (each logged).
     pub dropped_commands: u64,
+    /// Sets of game frames handed to the stream as its video context
+    /// ([`HeliosVideoContext`](crate::HeliosVideoContext)).
+    pub video_pushes: u64,
     /// Frames buffered now.
     pub buffered: usize,
     /// Seconds the last chunk took to generate.
@@ -175,6 +178,8 @@ pub struct HeliosPlayback {
     pub(crate) wanted_prompt: String,
     pub(crate) outgoing_prompt: Option<String>,
     pub(crate) held: Option<crate::playback::Frame>,
+    /// The stream's video context has not delivered its first frames: no grant yet.
+    pub(crate) awaiting_video: bool,
 }
 
 impl Default for HeliosPlayback {
@@ -186,6 +191,7 @@ impl Default for HeliosPlayback {
             wanted_prompt: String::new(),
             outgoing_prompt: None,
             held: None,
+            awaiting_video: false,
         }
     }
 }

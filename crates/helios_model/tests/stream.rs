@@ -210,6 +210,54 @@ fn image_conditioning_at_start_and_mid_stream() {
     assert_eq!(t2v.next_chunk(&cancel).expect("after set_image").index, 1);
 }
 
+/// Live video frames (a game's rendered picture) pushed mid-stream enter the history: the next
+/// chunk differs from the one the same stream makes without them, and differs again with frames
+/// of another colour; what the push adds is `1 + (n - 1) / 4` latent frames, at most 9.
+#[test]
+fn live_video_frames_enter_the_history() {
+    let p = pipeline();
+    let cancel = AtomicBool::new(false);
+    let frames = |rgb: [u8; 3], n: usize| {
+        (0..n)
+            .map(|i| {
+                image::RgbImage::from_fn(64, 64, |x, _| {
+                    let shade = ((x as usize + 4 * i) % 64) as u8;
+                    image::Rgb([rgb[0].saturating_add(shade), rgb[1], rgb[2]])
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let next_after = |pushed: Option<Vec<image::RgbImage>>| {
+        let mut s = ChunkStream::new(p.clone(), small("a street at night", 5)).expect("stream");
+        s.next_chunk(&cancel).expect("chunk 0");
+        if let Some(frames) = pushed {
+            s.push_video(&frames).expect("push_video");
+        }
+        s.next_chunk(&cancel).expect("chunk 1").latents
+    };
+    let plain = next_after(None);
+    let red = next_after(Some(frames([200, 20, 20], 9)));
+    let blue = next_after(Some(frames([20, 20, 200], 9)));
+    assert!(
+        max_abs_diff(&plain, &red) > 1e-3,
+        "the frames reach the model"
+    );
+    assert!(max_abs_diff(&red, &blue) > 1e-3, "what they show matters");
+
+    let mut s = ChunkStream::new(p, small("a street at night", 5)).expect("stream");
+    assert_eq!(s.push_video(&frames([0, 0, 0], 1)).unwrap(), 1);
+    assert_eq!(s.push_video(&frames([0, 0, 0], 8)).unwrap(), 2);
+    assert_eq!(s.push_video(&frames([0, 0, 0], 40)).unwrap(), 9);
+    assert!(matches!(s.push_video(&[]), Err(Error::InvalidRequest(_))));
+    let empty = vec![image::RgbImage::new(0, 0)];
+    assert!(matches!(
+        s.push_video(&empty),
+        Err(Error::InvalidRequest(_))
+    ));
+    // A T2V stream fed frames before its first chunk starts from them.
+    assert_eq!(s.next_chunk(&cancel).expect("chunk").index, 0);
+}
+
 #[test]
 fn batch_generation_trims_to_4k_plus_1() {
     let p = pipeline();

@@ -80,6 +80,12 @@ pub(crate) enum HubCommand {
         stream: ClientStream,
         image: Box<image::RgbImage>,
     },
+    /// Feeds a stream the latest frames of a live video (V2V).
+    Video {
+        session: SessionId,
+        stream: ClientStream,
+        frames: Vec<image::RgbImage>,
+    },
     /// Changes a stream's priority (`None` pauses it).
     Priority {
         session: SessionId,
@@ -312,6 +318,14 @@ impl Hub {
                 stream,
                 image,
             } => self.for_stream(session, stream, |id| WorkerCommand::SetImage { id, image }),
+            HubCommand::Video {
+                session,
+                stream,
+                frames,
+            } => self.for_stream(session, stream, |id| WorkerCommand::PushVideo {
+                id,
+                frames,
+            }),
             HubCommand::Priority {
                 session,
                 stream,

@@ -270,6 +270,32 @@ pub enum ClientBinary {
         /// The stream.
         stream: ClientStream,
     },
+    /// The payload is `frames` raw RGB8 frames of `width x height` (rows top to bottom, frames
+    /// oldest first): the latest frames of a live video (e.g. the game's own picture) that the
+    /// stream continues from its next chunk on (V2V). The last `1 + 4k` of them, at most
+    /// [`MAX_VIDEO_FRAMES`], are encoded into the stream's history.
+    Video {
+        /// The stream.
+        stream: ClientStream,
+        /// Frame width in pixels.
+        width: u32,
+        /// Frame height in pixels.
+        height: u32,
+        /// Frames in the payload.
+        frames: usize,
+    },
+}
+
+/// The most frames one [`ClientBinary::Video`] message may carry (one chunk's 33 frames).
+pub const MAX_VIDEO_FRAMES: usize = 33;
+
+impl ClientBinary {
+    /// The stream the message is about.
+    pub fn stream(&self) -> ClientStream {
+        match self {
+            Self::Image { stream } | Self::Video { stream, .. } => *stream,
+        }
+    }
 }
 
 /// Why a binary message could not be split.

@@ -16,8 +16,8 @@ use crate::ServeConfig;
 use crate::encode::encode_frames;
 use crate::hub::{HubCommand, HubHandle, Outgoing, SessionId};
 use crate::protocol::{
-    ClientBinary, ClientMessage, ErrorCode, FrameHeader, PROTOCOL_VERSION, ServerMessage,
-    decode_binary, encode_binary,
+    ClientBinary, ClientMessage, ErrorCode, FrameHeader, MAX_VIDEO_FRAMES, PROTOCOL_VERSION,
+    ServerMessage, decode_binary, encode_binary,
 };
 use crate::stats::Counters;
 
@@ -247,12 +247,32 @@ fn on_text(text: &str, session: SessionId, shared: &Shared) -> Option<ServerMess
     to_hub(shared, command)
 }
 
-/// A binary message: a conditioning image.
+/// A binary message: a conditioning image, or live video frames.
 async fn on_binary(bytes: Vec<u8>, session: SessionId, shared: &Shared) -> Option<ServerMessage> {
-    let (stream, payload_at) = match decode_binary::<ClientBinary>(&bytes) {
-        Ok((ClientBinary::Image { stream }, payload)) => (stream, bytes.len() - payload.len()),
+    let (header, payload_at) = match decode_binary::<ClientBinary>(&bytes) {
+        Ok((header, payload)) => (header, bytes.len() - payload.len()),
         Err(e) => return Some(malformed(shared, e)),
     };
+    let stream = header.stream();
+    if let ClientBinary::Video {
+        width,
+        height,
+        frames,
+        ..
+    } = header
+    {
+        return match video_frames(&bytes[payload_at..], width, height, frames) {
+            Ok(frames) => to_hub(
+                shared,
+                HubCommand::Video {
+                    session,
+                    stream,
+                    frames,
+                },
+            ),
+            Err(e) => Some(ServerMessage::error(Some(stream), ErrorCode::BadImage, e)),
+        };
+    }
     let decoded = tokio::task::spawn_blocking(move || {
         image::load_from_memory(&bytes[payload_at..])
             .map(|image| image.to_rgb8())
@@ -276,6 +296,38 @@ async fn on_binary(bytes: Vec<u8>, session: SessionId, shared: &Shared) -> Optio
         image: Box::new(image),
     };
     to_hub(shared, command)
+}
+
+/// Splits a [`ClientBinary::Video`] payload into its frames.
+fn video_frames(
+    payload: &[u8],
+    width: u32,
+    height: u32,
+    frames: usize,
+) -> Result<Vec<image::RgbImage>, String> {
+    if !(1..=MAX_VIDEO_FRAMES).contains(&frames) || width == 0 || height == 0 {
+        return Err(format!(
+            "a video message carries 1 to {MAX_VIDEO_FRAMES} frames of at least 1x1 pixels \
+             (got {frames} of {width}x{height})"
+        ));
+    }
+    let frame_len = (width as usize)
+        .saturating_mul(height as usize)
+        .saturating_mul(3);
+    if frame_len.saturating_mul(frames) != payload.len() {
+        return Err(format!(
+            "{frames} RGB8 frames of {width}x{height} are {} bytes; the payload has {}",
+            frame_len.saturating_mul(frames),
+            payload.len()
+        ));
+    }
+    payload
+        .chunks_exact(frame_len)
+        .map(|rows| {
+            image::RgbImage::from_raw(width, height, rows.to_vec())
+                .ok_or_else(|| "a video frame does not fit its size".to_string())
+        })
+        .collect()
 }
 
 /// Hands a client's request to the hub; the error to answer with when it cannot take it.

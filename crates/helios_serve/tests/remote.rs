@@ -172,3 +172,55 @@ fn a_wrong_token_is_a_final_error() {
     handle.shutdown();
     thread.join().unwrap();
 }
+
+/// `PushVideo` through a remote worker reaches the server's model: of two streams with the same
+/// seed, the one fed frames (of two sizes: the client sends them at the first one's) makes a
+/// different next chunk.
+#[test]
+fn video_frames_sent_through_a_remote_worker_condition_the_stream() {
+    let (addr, handle, thread) = serve("127.0.0.1:0".parse().unwrap());
+    let mut remote = RemoteConfig::new(format!("ws://{addr}"));
+    remote.token = Some("t0ken".into());
+    let worker = RemoteWorker::connect(remote, 64, 8).unwrap();
+    wait_event(&worker, "loaded", |e| matches!(e, WorkerEvent::Loaded));
+    for id in [1, 2] {
+        let start = WorkerCommand::Start {
+            id,
+            request: request(),
+            quality: None,
+        };
+        worker.try_send(start).unwrap();
+    }
+    let next_chunks = |worker: &RemoteWorker| {
+        for id in [1, 2] {
+            worker
+                .try_send(WorkerCommand::Grant { id, chunks: 1 })
+                .unwrap();
+        }
+        let mut got = [None, None];
+        while got.iter().any(Option::is_none) {
+            if let WorkerEvent::Chunk { id, frames, .. } = wait_event(worker, "a chunk", |e| {
+                matches!(e, WorkerEvent::Chunk { .. })
+            }) {
+                got[(id - 1) as usize] = Some(frames[0].pixels.clone());
+            }
+        }
+        got.map(Option::unwrap)
+    };
+    let [a0, b0] = next_chunks(&worker);
+    assert_eq!(a0, b0, "same seed, same first chunk");
+    let mut frames = vec![image::RgbImage::from_pixel(48, 48, image::Rgb([220, 30, 30])); 8];
+    frames.push(image::RgbImage::from_pixel(
+        32,
+        32,
+        image::Rgb([30, 30, 220]),
+    ));
+    worker
+        .try_send(WorkerCommand::PushVideo { id: 1, frames })
+        .unwrap();
+    let [a1, b1] = next_chunks(&worker);
+    assert_ne!(a1, b1, "the frames reach the server's model");
+    drop(worker);
+    handle.shutdown();
+    thread.join().unwrap();
+}

@@ -510,3 +510,75 @@ async fn a_paced_stream_makes_only_the_chunks_its_client_grants() {
     assert!(matches!(chunk.done, ServerMessage::Chunk { index: 1, .. }));
     handle.shutdown();
 }
+
+/// Live video frames sent as a binary `video` message condition the stream they name: two paced
+/// streams with the same seed make the same first chunk; after frames go to one of them, their
+/// next chunks differ. Frames whose payload does not match their header are a `bad_image` error
+/// and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_frames_from_a_client_condition_its_stream() {
+    let (addr, handle, _server) = start(config()).await;
+    let mut client = session(addr).await;
+    for stream in [0, 1] {
+        let mut paced = start_message(stream, 3, FrameFormat::Rgba8, None);
+        if let ClientMessage::Start { paced: p, .. } = &mut paced {
+            *p = true;
+        }
+        send(&mut client, &paced).await;
+        assert_eq!(
+            next_text(&mut client).await,
+            ServerMessage::Started { stream }
+        );
+    }
+    let grant_both = async |client: &mut Client| {
+        for stream in [0, 1] {
+            send(client, &ClientMessage::Grant { stream, chunks: 1 }).await;
+        }
+        let a = read_chunk(client, 0, &mut Vec::new()).await;
+        let b = read_chunk(client, 1, &mut Vec::new()).await;
+        (a, b)
+    };
+    let (a0, b0) = grant_both(&mut client).await;
+    assert_eq!(
+        a0.frames[0].1, b0.frames[0].1,
+        "same seed, same first chunk"
+    );
+
+    let (w, h, n) = (32u32, 32u32, 9usize);
+    let wrong = ClientBinary::Video {
+        stream: 0,
+        width: w,
+        height: h,
+        frames: n,
+    };
+    client
+        .send(Message::binary(encode_binary(&wrong, &[0u8; 10])))
+        .await
+        .unwrap();
+    let reply = next_text(&mut client).await;
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Error {
+                code: ErrorCode::BadImage,
+                stream: Some(0),
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    let red: Vec<u8> = [220u8, 30, 30].repeat(w as usize * h as usize * n);
+    let video = ClientBinary::Video {
+        stream: 0,
+        width: w,
+        height: h,
+        frames: n,
+    };
+    client
+        .send(Message::binary(encode_binary(&video, &red)))
+        .await
+        .unwrap();
+    let (a1, b1) = grant_both(&mut client).await;
+    assert_ne!(a1.frames[0].1, b1.frames[0].1, "the frames reach the model");
+    handle.shutdown();
+}

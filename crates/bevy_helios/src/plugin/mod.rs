@@ -46,7 +46,8 @@ pub enum HeliosSystems {
     CollectContext,
     /// Talks to the worker (never blocking): (re)spawns it when needed, starts / stops streams
     /// (including [`StartStream`] / [`StopStream`]), sends prompts, priorities, conditioning
-    /// images and chunk grants.
+    /// images, the game frames of [`HeliosVideoContext`](crate::HeliosVideoContext)s and chunk
+    /// grants; asks for the next readbacks of those contexts.
     Submit,
     /// Drains the worker's results with `try_recv` into the screens' frame rings and writes the
     /// outbound messages ([`ChunkReady`], [`StreamStarted`], [`HeliosWorkerError`], ...). Read
@@ -159,6 +160,7 @@ impl HeliosPlugin {
                     start_streams,
                     send_prompts,
                     send_priorities,
+                    crate::video::hand_over_video_frames,
                     grant_chunks,
                     send_conditioning_images,
                 )
@@ -166,6 +168,7 @@ impl HeliosPlugin {
                     .run_if(streams_can_run),
                 flush_commands,
                 crate::capture::request_portrait_captures,
+                crate::video::capture_video_frames,
             )
                 .chain()
                 .into_configs(),
@@ -198,6 +201,7 @@ impl Plugin for HeliosPlugin {
             .register_type::<HeliosStream>()
             .register_type::<SceneContext>()
             .register_type::<HeliosLight>()
+            .register_type::<crate::video::HeliosVideoContext>()
             .register_type::<HeliosLightState>()
             .init_resource::<HeliosWorker>()
             .init_resource::<HeliosWorkerStatus>()

@@ -96,7 +96,7 @@ impl HeliosWorker {
     /// Queues `command` without blocking: into the channel, or behind the commands waiting for
     /// room. When those reach `capacity`, the oldest one that is not a start / stop is evicted
     /// (and reported by [`super::submit::flush_commands`]).
-    pub(super) fn send(&mut self, command: WorkerCommand, capacity: usize) {
+    pub(crate) fn send(&mut self, command: WorkerCommand, capacity: usize) {
         let Some(worker) = &self.worker else { return };
         if !self.overflow.is_empty() {
             self.push_overflow(command, capacity);

@@ -125,7 +125,8 @@ pub(super) fn send_priorities(
 }
 
 /// Grants a running, visible stream its next chunk once its ring is down to
-/// `low_water_frames` (one chunk in flight per stream); keeps the rings at `ring_capacity`.
+/// `low_water_frames` (one chunk in flight per stream; a stream with a video context only once
+/// it has its first frames); keeps the rings at `ring_capacity`.
 pub(super) fn grant_chunks(
     settings: Res<HeliosSettings>,
     mut worker: ResMut<HeliosWorker>,
@@ -134,7 +135,7 @@ pub(super) fn grant_chunks(
     for (mut playback, stream) in &mut screens {
         let playback = playback.as_mut();
         playback.ring.set_capacity(settings.ring_capacity);
-        let low = playback.ring.len() <= settings.low_water_frames;
+        let low = playback.ring.len() <= settings.low_water_frames && !playback.awaiting_video;
         let StreamState::Running {
             id,
             grant_outstanding,

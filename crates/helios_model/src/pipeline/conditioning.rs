@@ -142,6 +142,20 @@ fn noised<B: Backend>(
     Ok(eps.mul_scalar(sigma) + z.mul_scalar(1.0 - sigma))
 }
 
+/// `sigma_t * eps + (1 - sigma_t) * z` with one `sigma_t` drawn in `range` per latent frame.
+fn noised_per_frame<B: Backend>(
+    z: Tensor<B, 5>,
+    (lo, hi): (f64, f64),
+    noise: &mut dyn NoiseSource,
+) -> Result<Tensor<B, 5>> {
+    let device = z.device();
+    let t = z.dims()[2];
+    let u = draw::<B, 5>(noise, DrawKind::Uniform, [1, 1, t, 1, 1], &device)?;
+    let frame_sigmas = u.mul_scalar((hi - lo) as f32).add_scalar(lo as f32);
+    let eps = draw(noise, DrawKind::Normal, z.dims(), &device)?;
+    Ok(frame_sigmas.clone() * eps + frame_sigmas.neg().add_scalar(1.0) * z)
+}
+
 /// The size conditioning is encoded at: the video's `height x width` and the chunk length in
 /// latent frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,17 +228,53 @@ pub fn prepare_video<B: Backend>(
         latents.push(encode_sample(vae, window, noise)?);
     }
     let prefix = noised(first_latent, sigmas.image, noise)?;
-    let (lo, hi) = sigmas.video;
     let mut noisy = Vec::with_capacity(windows);
     for z in latents {
-        let t = z.dims()[2];
-        let u = draw::<B, 5>(noise, DrawKind::Uniform, [1, 1, t, 1, 1], device)?;
-        let frame_sigmas = u.mul_scalar((hi - lo) as f32).add_scalar(lo as f32);
-        let eps = draw(noise, DrawKind::Normal, z.dims(), device)?;
-        noisy.push(frame_sigmas.clone() * eps + frame_sigmas.neg().add_scalar(1.0) * z);
+        noisy.push(noised_per_frame(z, sigmas.video, noise)?);
     }
     Ok(ConditioningLatents {
         prefix,
         history: Tensor::cat(noisy, 2),
     })
+}
+
+/// Encodes the most recent frames of a live video (a game's rendered picture) for a running
+/// stream: the last `1 + 4k` frames (at most one chunk's window, 33 frames), encoded as one window
+/// with a fresh cache, give `1 + k` history latents, each noised with its own sigma as
+/// [`prepare_video`] does; the window's first latent (its first frame alone, the VAE being causal)
+/// noised in the image range is the prefix a stream without one takes.
+pub fn prepare_recent_frames<B: Backend>(
+    vae: &WanVae<B>,
+    frames: &[RgbImage],
+    size: ConditioningSize,
+    sigmas: ConditioningNoise,
+    noise: &mut dyn NoiseSource,
+    device: &B::Device,
+) -> Result<ConditioningLatents<B>> {
+    let ConditioningSize {
+        height,
+        width,
+        latent_frames_per_chunk,
+    } = size;
+    if frames.is_empty() {
+        return Err(Error::InvalidRequest(
+            "no video frames to condition on".into(),
+        ));
+    }
+    if let Some(i) = frames
+        .iter()
+        .position(|f| f.width() == 0 || f.height() == 0)
+    {
+        return Err(Error::InvalidRequest(format!(
+            "video frame {i} is empty (0 pixels)"
+        )));
+    }
+    let factor = vae.temporal_factor();
+    let latents = ((frames.len() - 1) / factor + 1).min(latent_frames_per_chunk);
+    let used = (latents - 1) * factor + 1;
+    let window = frames_to_tensor::<B>(&frames[frames.len() - used..], height, width, device);
+    let z = encode_sample(vae, window, noise)?;
+    let prefix = noised(z.clone().narrow(2, 0, 1), sigmas.image, noise)?;
+    let history = noised_per_frame(z, sigmas.video, noise)?;
+    Ok(ConditioningLatents { prefix, history })
 }

@@ -14,7 +14,9 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use image::RgbImage;
 
-use super::conditioning::{Conditioning, ConditioningSize, prepare_image, prepare_video};
+use super::conditioning::{
+    Conditioning, ConditioningSize, prepare_image, prepare_recent_frames, prepare_video,
+};
 use super::denoise::{ChunkDenoiser, DitCall};
 use super::frames::Frames;
 use super::history::HistoryBuffer;
@@ -250,17 +252,47 @@ impl<B: Backend> ChunkStream<B> {
         let prepared = prepare_image(
             p.vae(),
             &image,
-            ConditioningSize {
-                height: self.resolved.height,
-                width: self.resolved.width,
-                latent_frames_per_chunk: p.layout().chunk,
-            },
+            self.conditioning_size(),
             self.request.conditioning_noise,
             self.noise.as_mut(),
             p.device(),
         )?;
         self.prefix = Some(prepared.prefix);
         Ok(())
+    }
+
+    /// Feeds the latest frames of a live video (a game's own rendered picture) into the history
+    /// window (V2V from here on): the last `1 + 4k` of `frames` (at most 33) are VAE-encoded
+    /// into `1 + k` latent frames, lightly noised, and appended to the history, so the next
+    /// chunk continues what they show; the long / mid / short terms keep the rest of the window.
+    /// A stream that has no prefix yet (a T2V stream before its first chunk) takes the frames'
+    /// first latent as its prefix. Returns the number of latent frames added. On error nothing
+    /// changes but the noise drawn.
+    pub fn push_video(&mut self, frames: &[RgbImage]) -> Result<usize> {
+        let p = &self.pipeline;
+        let prepared = prepare_recent_frames(
+            p.vae(),
+            frames,
+            self.conditioning_size(),
+            self.request.conditioning_noise,
+            self.noise.as_mut(),
+            p.device(),
+        )?;
+        let added = prepared.history.dims()[2];
+        self.history.push(prepared.history)?;
+        if self.prefix.is_none() {
+            self.prefix = Some(prepared.prefix);
+        }
+        Ok(added)
+    }
+
+    /// The size conditioning is encoded at for this stream.
+    fn conditioning_size(&self) -> ConditioningSize {
+        ConditioningSize {
+            height: self.resolved.height,
+            width: self.resolved.width,
+            latent_frames_per_chunk: self.pipeline.layout().chunk,
+        }
     }
 
     fn amplify_now(&self) -> bool {

@@ -18,7 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::{Connection, RemoteConfig};
 use crate::protocol::{
     ClientBinary, ClientMessage, ClientStream, ErrorCode, FrameFormat, FrameHeader,
-    PROTOCOL_VERSION, ServerMessage, decode_binary, encode_binary,
+    MAX_VIDEO_FRAMES, PROTOCOL_VERSION, ServerMessage, decode_binary, encode_binary,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -297,7 +297,8 @@ impl Link {
                     s.outstanding = s.outstanding.saturating_add(chunks);
                 }
             }
-            WorkerCommand::Shutdown => {}
+            // Live video is context of the moment: after a reconnection the next frames go.
+            WorkerCommand::PushVideo { .. } | WorkerCommand::Shutdown => {}
         }
     }
 
@@ -317,6 +318,9 @@ impl Link {
                 let id = *id;
                 self.remember(command);
                 return self.send_image(socket, id).await;
+            }
+            WorkerCommand::PushVideo { id, frames } if known => {
+                return self.send_video(socket, *id, frames).await;
             }
             _ => {}
         }
@@ -354,6 +358,7 @@ impl Link {
             }),
             WorkerCommand::Start { .. }
             | WorkerCommand::SetImage { .. }
+            | WorkerCommand::PushVideo { .. }
             | WorkerCommand::Shutdown => None,
         }
     }
@@ -415,6 +420,44 @@ impl Link {
         }
         let header = ClientBinary::Image { stream: s.number };
         let message = Message::binary(encode_binary(&header, png.get_ref()));
+        socket
+            .send(message)
+            .await
+            .map_err(|e| End::Lost(format!("connection lost: {e}")))
+    }
+
+    /// Sends live video frames of a stream as one binary message (frames of another size than
+    /// the first are resized to it).
+    async fn send_video(
+        &mut self,
+        socket: &mut Socket,
+        id: StreamId,
+        frames: &[image::RgbImage],
+    ) -> Result<(), End> {
+        let Some(s) = self.streams.get(&id) else {
+            return Ok(());
+        };
+        let frames = &frames[frames.len().saturating_sub(MAX_VIDEO_FRAMES)..];
+        let Some((width, height)) = frames.first().map(|f| f.dimensions()) else {
+            return Ok(());
+        };
+        let mut payload = Vec::with_capacity(width as usize * height as usize * 3 * frames.len());
+        for frame in frames {
+            if frame.dimensions() == (width, height) {
+                payload.extend_from_slice(frame.as_raw());
+            } else {
+                let filter = image::imageops::FilterType::Triangle;
+                let resized = image::imageops::resize(frame, width, height, filter);
+                payload.extend_from_slice(resized.as_raw());
+            }
+        }
+        let header = ClientBinary::Video {
+            stream: s.number,
+            width,
+            height,
+            frames: frames.len(),
+        };
+        let message = Message::binary(encode_binary(&header, &payload));
         socket
             .send(message)
             .await

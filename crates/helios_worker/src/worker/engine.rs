@@ -64,6 +64,8 @@ pub trait ChunkEngine {
     fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> WorkerResult<()>;
     /// Sets the I2V conditioning image of stream `id`.
     fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> WorkerResult<()>;
+    /// Feeds stream `id` the latest frames of a live video (V2V), encoded into its history.
+    fn push_video(&mut self, id: StreamId, frames: &[image::RgbImage]) -> WorkerResult<()>;
     /// Drops stream `id` (no-op when unknown).
     fn stop(&mut self, id: StreamId);
 }

@@ -154,6 +154,11 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
         Ok(self.stream(id)?.set_image(image)?)
     }
 
+    fn push_video(&mut self, id: StreamId, frames: &[image::RgbImage]) -> WorkerResult<()> {
+        self.stream(id)?.push_video(frames)?;
+        Ok(())
+    }
+
     fn stop(&mut self, id: StreamId) {
         self.streams.remove(&id);
     }

@@ -69,6 +69,14 @@ pub enum WorkerCommand {
         /// The image.
         image: Box<image::RgbImage>,
     },
+    /// Feed a stream the latest frames of a live video (V2V: e.g. the game's own rendered
+    /// picture): VAE-encoded into its history before its next chunk.
+    PushVideo {
+        /// The stream.
+        id: StreamId,
+        /// The frames, oldest first (the last `1 + 4k`, at most 33, are used).
+        frames: Vec<image::RgbImage>,
+    },
     /// Set a stream's priority (lower first); `None` pauses it.
     SetPriority {
         /// The stream.
@@ -95,6 +103,7 @@ impl WorkerCommand {
             | Self::Stop { id }
             | Self::SetPrompt { id, .. }
             | Self::SetImage { id, .. }
+            | Self::PushVideo { id, .. }
             | Self::SetPriority { id, .. }
             | Self::Grant { id, .. } => Some(*id),
             Self::Shutdown => None,

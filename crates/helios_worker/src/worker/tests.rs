@@ -157,6 +157,67 @@ fn real_model_streams_a_bad_request_drops_one_stream_and_another_runs() {
     assert!(!w.is_alive());
 }
 
+/// Video frames pushed into a running stream reach the model (the next chunk differs from the
+/// same stream's without them); frames the model cannot take are an error event about that
+/// stream, and the worker goes on.
+#[test]
+fn pushed_video_frames_condition_the_next_chunk() {
+    let second_chunk = |frames: Option<Vec<image::RgbImage>>| {
+        let mut w = Worker::spawn(tiny(), 8, 4).unwrap();
+        assert!(matches!(next_event(&w), WorkerEvent::Loaded));
+        let start = WorkerCommand::Start {
+            id: 1,
+            request: request(SIDE),
+            quality: None,
+        };
+        w.try_send(start).unwrap();
+        w.try_send(WorkerCommand::Grant { id: 1, chunks: 1 })
+            .unwrap();
+        let mut chunks = Vec::new();
+        let mut errors = Vec::new();
+        while chunks.len() < 2 {
+            match next_event(&w) {
+                WorkerEvent::Chunk { frames: f, .. } => {
+                    chunks.push(f);
+                    if chunks.len() == 1 {
+                        if let Some(frames) = &frames {
+                            let bad = vec![image::RgbImage::new(0, 0)];
+                            w.try_send(WorkerCommand::PushVideo { id: 1, frames: bad })
+                                .unwrap();
+                            let good = frames.clone();
+                            w.try_send(WorkerCommand::PushVideo {
+                                id: 1,
+                                frames: good,
+                            })
+                            .unwrap();
+                        }
+                        w.try_send(WorkerCommand::Grant { id: 1, chunks: 1 })
+                            .unwrap();
+                    }
+                }
+                WorkerEvent::Error { id, error } => errors.push((id, error)),
+                _ => {}
+            }
+        }
+        assert!(w.shutdown());
+        (chunks.pop().unwrap(), errors)
+    };
+    let (plain, no_errors) = second_chunk(None);
+    assert!(no_errors.is_empty(), "{no_errors:?}");
+    let red = vec![image::RgbImage::from_pixel(64, 64, image::Rgb([230, 30, 30])); 9];
+    let (conditioned, errors) = second_chunk(Some(red));
+    assert_ne!(
+        plain[0].pixels, conditioned[0].pixels,
+        "the frames reach the model"
+    );
+    match errors.as_slice() {
+        [(Some(1), WorkerError::Model(e))] => {
+            assert!(matches!(**e, helios_model::Error::InvalidRequest(_)), "{e}");
+        }
+        other => panic!("one error about the empty frame expected: {other:?}"),
+    }
+}
+
 #[test]
 fn a_panic_while_loading_is_an_error_event() {
     let mut w = Worker::spawn_with(|| panic!("loader exploded"), 4, 4).unwrap();
@@ -241,6 +302,10 @@ impl ChunkEngine for SlowEngine {
     }
 
     fn set_image(&mut self, _id: StreamId, _image: image::RgbImage) -> WorkerResult<()> {
+        Ok(())
+    }
+
+    fn push_video(&mut self, _id: StreamId, _frames: &[image::RgbImage]) -> WorkerResult<()> {
         Ok(())
     }
 

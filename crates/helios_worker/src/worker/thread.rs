@@ -223,6 +223,15 @@ impl WorkerThread {
                     }),
                 }
             }
+            WorkerCommand::PushVideo { id, frames } => {
+                match guarded(&mut || engine.push_video(id, &frames)) {
+                    Ok(()) => true,
+                    Err(error) => self.emit(WorkerEvent::Error {
+                        id: Some(id),
+                        error,
+                    }),
+                }
+            }
             WorkerCommand::SetPriority { id, priority } => {
                 if let Some(slot) = self.streams.get_mut(&id) {
                     slot.priority = priority;
