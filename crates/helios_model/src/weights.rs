@@ -557,8 +557,7 @@ impl<B: Backend> Loader<'_, B> {
             self.report.quantized += 1;
             // One byte per value and a float32 scale per block, instead of the dtype's bytes.
             self.report.bytes_stored = self.report.bytes_stored - values * to.size()
-                + values
-                + values.div_ceil(usize::from(crate::dit::quantize::BLOCK)) * 4;
+                + crate::dit::quantize::stored_bytes(values);
         }
         self.used.insert(key);
         (self.progress)(LoadProgress {

@@ -18,7 +18,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use helios_model::config::{HeliosCheckpoint, PipelineClass};
-use helios_model::dit::quantize::{BLOCK, quantize_blocks};
+use helios_model::dit::quantize::{quantize_blocks, stored_bytes};
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
 use helios_model::pipeline::SeededNoise;
 use helios_model::pipeline::{ChunkDenoiser, HistoryBuffer, HistoryLayout, Sampling};
@@ -175,9 +175,7 @@ pub fn run<B: Backend>(args: &BenchArgs, config_dir: &Path, device: B::Device) -
         Precision::Native(_) => 2,
         Precision::F32 | Precision::EmulatedBf16 => 4,
     };
-    let stored = (values - quantized.values) * per_value
-        + quantized.values
-        + quantized.values.div_ceil(usize::from(BLOCK)) * 4;
+    let stored = (values - quantized.values) * per_value + stored_bytes(quantized.values);
     println!(
         "DiT weights: {values} values, {:.2} GiB as stored ({} tensors, {} values quantised: {:?})",
         stored as f64 / f64::from(1u32 << 30),

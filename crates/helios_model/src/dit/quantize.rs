@@ -88,6 +88,12 @@ pub fn is_block_linear(path: &str, shape: &[usize]) -> bool {
         && shape[1].is_multiple_of(usize::from(BLOCK))
 }
 
+/// Bytes `values` quantised values take: one byte each and a float32 scale per block of
+/// [`BLOCK`] values.
+pub fn stored_bytes(values: usize) -> usize {
+    values + values.div_ceil(usize::from(BLOCK)) * 4
+}
+
 /// `tensor` quantised with `scheme` (min-max calibration).
 pub fn quantize_tensor<B: Backend, const D: usize>(
     tensor: Tensor<B, D>,
