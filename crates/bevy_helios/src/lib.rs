@@ -4,6 +4,8 @@
 mod capture;
 mod error;
 pub mod gpu;
+#[cfg(feature = "inspector")]
+pub mod inspector;
 mod light;
 mod messages;
 mod playback;
@@ -16,6 +18,8 @@ mod settings;
 pub use error::{HeliosError, HeliosResult};
 pub use helios_model::pipeline::GenerationParams;
 pub use helios_worker::WorkerError;
+#[cfg(feature = "inspector")]
+pub use inspector::{HeliosInspectorPlugin, HeliosPortraitTarget};
 pub use light::{HeliosLight, HeliosLightState};
 pub use messages::{
     ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage,
@@ -50,4 +54,6 @@ pub mod prelude {
         RequestPortraitCapture, SceneContext, SetConditioningImage, StartStream, StopStream,
         StreamStarted, StreamStopped, UploadPath, helios_ready,
     };
+    #[cfg(feature = "inspector")]
+    pub use crate::{HeliosInspectorPlugin, HeliosPortraitTarget};
 }
