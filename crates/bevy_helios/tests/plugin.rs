@@ -374,9 +374,11 @@ fn an_inspector_panel_edit_reaches_the_worker_as_a_new_prompt() {
             ..Default::default()
         };
         let mut actions = Vec::new();
-        let _output = egui_ctx.run_ui(input, |ui| {
-            actions.extend(inspector_window(ui.ctx(), &view));
-        });
+        egui_ctx
+            .run_ui(input, |ui| {
+                actions.extend(inspector_window(ui.ctx(), &view));
+            })
+            .drop_without_applying_deltas();
         actions
     };
 
