@@ -44,8 +44,8 @@ use crate::settings::HeliosSettings;
 /// The inspector panel: a "Helios" egui window over the primary egui context (see the module
 /// documentation for its parts).
 ///
-/// Needs [`HeliosPlugin`] and bevy_egui's [`EguiPlugin`] (re-exported as
-/// [`bevy_egui`](self::bevy_egui)); without `EguiPlugin` (a headless app) nothing is drawn, but
+/// Needs [`HeliosPlugin`] and bevy_egui's [`EguiPlugin`] (the matching bevy_egui is re-exported
+/// here as [`bevy_egui`]); without `EguiPlugin` (a headless app) nothing is drawn, but
 /// [`InspectorView`] is still filled and [`InspectorAction`] messages still apply.
 #[derive(Clone, Debug)]
 pub struct HeliosInspectorPlugin {
