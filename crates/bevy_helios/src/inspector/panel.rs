@@ -8,7 +8,7 @@ use crate::prompt::SceneContext;
 use crate::screen::HeliosStreamStatus;
 
 /// Width of the current-frame thumbnail, in points.
-const THUMBNAIL_WIDTH: f32 = 192.0;
+const THUMBNAIL_WIDTH: f32 = 144.0;
 
 /// A field of [`SceneContext`] as the panel edits it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,6 +89,7 @@ pub fn field_id(entity: bevy::prelude::Entity, field: SceneField) -> egui::Id {
 pub fn inspector_window(ctx: &egui::Context, view: &InspectorView) -> Vec<InspectorAction> {
     egui::Window::new("Helios")
         .default_width(380.0)
+        .default_height(640.0)
         .default_pos([12.0, 12.0])
         .vscroll(true)
         .show(ctx, |ui| inspector_ui(ui, view))
@@ -129,16 +130,20 @@ fn status_text(status: &HeliosStreamStatus) -> String {
     }
 }
 
-/// One stream's section.
+/// One stream's section: the current frame beside the buttons, the fields, the prompt, the
+/// counters.
 fn stream_ui(ui: &mut egui::Ui, view: &StreamView, actions: &mut Vec<InspectorAction>) {
-    if let Some(texture) = view.frame {
-        let [w, h] = view.frame_size;
-        let height = THUMBNAIL_WIDTH * h as f32 / w.max(1) as f32;
-        ui.image(egui::load::SizedTexture::new(
-            texture,
-            [THUMBNAIL_WIDTH, height],
-        ));
-    }
+    ui.horizontal(|ui| {
+        if let Some(texture) = view.frame {
+            let [w, h] = view.frame_size;
+            let height = THUMBNAIL_WIDTH * h as f32 / w.max(1) as f32;
+            ui.image(egui::load::SizedTexture::new(
+                texture,
+                [THUMBNAIL_WIDTH, height],
+            ));
+        }
+        ui.vertical(|ui| buttons_ui(ui, view, actions));
+    });
     match &view.context {
         Some(ctx) => {
             if let Some(context) = context_ui(ui, view.entity, ctx) {
@@ -154,33 +159,35 @@ fn stream_ui(ui: &mut egui::Ui, view: &StreamView, actions: &mut Vec<InspectorAc
     }
     prompt_ui(ui, view);
     counters_ui(ui, view);
-    ui.horizontal(|ui| {
-        let capture = ui
-            .add_enabled(
-                view.portrait.is_some(),
-                egui::Button::new("Capture portrait"),
-            )
-            .on_hover_text("Capture the portrait target and condition the stream on it")
-            .on_disabled_hover_text("Give the entity a HeliosPortraitTarget to capture");
-        if capture.clicked()
-            && let Some(target) = &view.portrait
-        {
-            actions.push(InspectorAction::CapturePortrait {
-                entity: view.entity,
-                target: target.clone(),
-            });
-        }
-        if ui
-            .button("Restart stream")
-            .on_hover_text("Drop the stream and start a new one")
-            .clicked()
-        {
-            actions.push(InspectorAction::Restart(view.entity));
-        }
-        if ui.button("Stop").clicked() {
-            actions.push(InspectorAction::Stop(view.entity));
-        }
-    });
+}
+
+/// Capture portrait, restart, stop.
+fn buttons_ui(ui: &mut egui::Ui, view: &StreamView, actions: &mut Vec<InspectorAction>) {
+    let capture = ui
+        .add_enabled(
+            view.portrait.is_some(),
+            egui::Button::new("Capture portrait"),
+        )
+        .on_hover_text("Capture the portrait target and condition the stream on it")
+        .on_disabled_hover_text("Give the entity a HeliosPortraitTarget to capture");
+    if capture.clicked()
+        && let Some(target) = &view.portrait
+    {
+        actions.push(InspectorAction::CapturePortrait {
+            entity: view.entity,
+            target: target.clone(),
+        });
+    }
+    if ui
+        .button("Restart stream")
+        .on_hover_text("Drop the stream and start a new one")
+        .clicked()
+    {
+        actions.push(InspectorAction::Restart(view.entity));
+    }
+    if ui.button("Stop").clicked() {
+        actions.push(InspectorAction::Stop(view.entity));
+    }
 }
 
 /// The editable fields; returns the edited context when a field changed this frame.
@@ -215,12 +222,15 @@ fn prompt_ui(ui: &mut egui::Ui, view: &StreamView) {
     ui.label(RichText::new("prompt").strong());
     ui.label(&view.prompt);
     let applied = view.stream.applied_prompt.as_deref();
+    let sent = view.stream.prompt.as_deref() == Some(view.prompt.as_str());
     let note = if view.prompt.is_empty() {
         "empty: nothing to send"
     } else if applied == Some(view.prompt.as_str()) {
         "applied by the worker"
-    } else if view.stream.prompt.as_deref() == Some(view.prompt.as_str()) {
-        "sent, not applied yet"
+    } else if sent && applied.is_none() {
+        "the stream's first prompt (sent with its start)"
+    } else if sent {
+        "sent; the worker blends it in over the next chunks"
     } else {
         "not sent yet (debounced, or the stream is not running)"
     };
