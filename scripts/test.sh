@@ -39,7 +39,8 @@ step "cargo test"
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 # Unit and integration tests, then doctests. The examples are not linked here (clippy above already
 # compiled them, and tests/headless_capture.rs runs the headless example's code): each is one more
-# Bevy binary of a few hundred MB.
+# Bevy binary of a few hundred MB. The root package's default `inspector` feature turns on
+# bevy_helios's egui panel (and its test) in every workspace build.
 cargo test --workspace --locked --tests "$@"
 cargo test --workspace --locked --doc "$@"
 

@@ -4,6 +4,8 @@
 mod capture;
 mod error;
 pub mod gpu;
+#[cfg(feature = "inspector")]
+pub mod inspector;
 mod light;
 mod messages;
 mod playback;
@@ -17,6 +19,8 @@ mod video;
 pub use error::{HeliosError, HeliosResult};
 pub use helios_model::pipeline::GenerationParams;
 pub use helios_worker::WorkerError;
+#[cfg(feature = "inspector")]
+pub use inspector::{HeliosInspectorPlugin, HeliosPortraitTarget};
 pub use light::{HeliosLight, HeliosLightState};
 pub use messages::{
     ChunkReady, HeliosWorkerError, PromptApplied, RequestPortraitCapture, SetConditioningImage,
@@ -52,4 +56,6 @@ pub mod prelude {
         RequestPortraitCapture, SceneContext, SetConditioningImage, StartStream, StopStream,
         StreamStarted, StreamStopped, UploadPath, helios_ready,
     };
+    #[cfg(feature = "inspector")]
+    pub use crate::{HeliosInspectorPlugin, HeliosPortraitTarget};
 }

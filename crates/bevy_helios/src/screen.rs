@@ -125,6 +125,8 @@ pub struct HeliosStream {
     pub buffered: usize,
     /// Seconds the last chunk took to generate.
     pub last_chunk_seconds: f32,
+    /// Frames in the last chunk.
+    pub last_chunk_frames: usize,
     /// Denoising steps per stage of the last chunk, when
     /// [`HeliosSettings::adaptive_quality`](crate::HeliosSettings::adaptive_quality) runs the
     /// stream (they drop when chunks take longer to make than they play for).
@@ -134,6 +136,16 @@ pub struct HeliosStream {
     /// Colour statistics of the frame on screen (drives [`HeliosLight`](crate::light::HeliosLight)).
     #[reflect(ignore)]
     pub frame_stats: Option<FrameStats>,
+}
+
+impl HeliosStream {
+    /// The rate the model made the last chunk at, in frames per second of wall time (its frames
+    /// over the seconds it took); `None` before the first chunk. Below the playback fps
+    /// ([`HeliosSettings::fps`](crate::HeliosSettings::fps)), the stream underruns sooner or later.
+    pub fn generation_fps(&self) -> Option<f32> {
+        (self.last_chunk_frames > 0 && self.last_chunk_seconds > 0.0)
+            .then(|| self.last_chunk_frames as f32 / self.last_chunk_seconds)
+    }
 }
 
 /// Where a screen's stream stands on the game side: one state per stream, changed only by the

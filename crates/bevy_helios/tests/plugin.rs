@@ -340,3 +340,116 @@ fn settings_asset_replaces_the_resource() {
     });
     assert_eq!(app.world().resource::<HeliosSettings>().ring_capacity, 40);
 }
+
+/// The inspector's edit path end to end: the real panel ([`inspector_window`]) drawn by egui
+/// from the view the real [`HeliosInspectorPlugin`] builds, driven by synthetic input (a click
+/// into the emotion field, select all, typing); its action applied by the plugin, and the new
+/// prompt confirmed by the worker.
+#[cfg(feature = "inspector")]
+#[test]
+fn an_inspector_panel_edit_reaches_the_worker_as_a_new_prompt() {
+    use bevy_helios::inspector::bevy_egui::egui;
+    use bevy_helios::inspector::{
+        InspectorAction, InspectorView, SceneField, field_id, inspector_window,
+    };
+
+    let mut app = app(settings());
+    app.add_plugins(HeliosInspectorPlugin::default());
+    let (e, _) = spawn_screen(&mut app, ctx("calm"));
+    run_until(&mut app, "first chunk", |a| stream(a, e).chunks >= 1);
+
+    // One egui frame of the panel over the plugin's current view, with `events` as the input.
+    let egui_ctx = egui::Context::default();
+    let mut time = 0.0;
+    let mut frame = |app: &App, events: Vec<egui::Event>| -> Vec<InspectorAction> {
+        let view = app.world().resource::<InspectorView>().clone();
+        time += 0.1;
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(1000.0, 1400.0),
+            )),
+            time: Some(time),
+            events,
+            ..Default::default()
+        };
+        let mut actions = Vec::new();
+        egui_ctx
+            .run_ui(input, |ui| {
+                actions.extend(inspector_window(ui.ctx(), &view));
+            })
+            .drop_without_applying_deltas();
+        actions
+    };
+
+    let view = app.world().resource::<InspectorView>().clone();
+    assert_eq!(view.streams.len(), 1);
+    assert_eq!(view.streams[0].entity, e);
+    assert!(view.streams[0].prompt.contains("calm expression"));
+    assert!(frame(&app, vec![]).is_empty());
+    assert!(frame(&app, vec![]).is_empty());
+
+    // Click into the emotion field.
+    let emotion = field_id(e, SceneField::Emotion);
+    let at = egui_ctx
+        .read_response(emotion)
+        .expect("the panel shows the emotion field")
+        .rect
+        .center();
+    let button = |pressed| egui::Event::PointerButton {
+        pos: at,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    };
+    assert!(frame(&app, vec![egui::Event::PointerMoved(at), button(true)]).is_empty());
+    assert!(frame(&app, vec![button(false)]).is_empty());
+    assert!(
+        egui_ctx.memory(|m| m.has_focus(emotion)),
+        "the click focused the field"
+    );
+
+    // Select all, type the new emotion.
+    let select_all = egui::Event::Key {
+        key: egui::Key::A,
+        physical_key: None,
+        pressed: true,
+        repeat: false,
+        modifiers: egui::Modifiers::COMMAND,
+    };
+    let actions = frame(&app, vec![select_all, egui::Event::Text("furious".into())]);
+    let [InspectorAction::SetContext { entity, context }] = actions.as_slice() else {
+        panic!("one SetContext action: {actions:?}");
+    };
+    assert_eq!(*entity, e);
+    assert_eq!(context.emotion, "furious");
+    assert_eq!(
+        context.character, "a lighthouse keeper",
+        "the other fields stay"
+    );
+
+    for action in actions {
+        app.world_mut().write_message(action);
+    }
+    let mut applied = None;
+    run_until(&mut app, "PromptApplied with the edit", |a| {
+        if applied.is_none() {
+            applied = a
+                .world()
+                .resource::<Messages<PromptApplied>>()
+                .iter_current_update_messages()
+                .find(|m| m.entity == e && m.prompt.contains("furious expression"))
+                .map(|m| m.prompt.clone());
+        }
+        applied.is_some()
+    });
+    assert_eq!(
+        app.world().get::<SceneContext>(e).unwrap().emotion,
+        "furious"
+    );
+    // The panel shows the new state, and drawing it again edits nothing.
+    let view = app.world().resource::<InspectorView>().clone();
+    assert_eq!(view.streams[0].context.as_ref().unwrap().emotion, "furious");
+    assert_eq!(view.streams[0].stream.applied_prompt, applied);
+    assert!(frame(&app, vec![]).is_empty());
+}

@@ -122,6 +122,7 @@ pub(super) fn queue_chunks(
         playback.ring.push(frames);
         stream.chunks += 1;
         stream.last_chunk_seconds = *seconds;
+        stream.last_chunk_frames = n;
         stream.steps = steps.take();
         stream.buffered = playback.ring.len();
         ready.write(ChunkReady {
