@@ -73,9 +73,13 @@ struct Randomizer {
     storage: Storage,
     skip: &'static [&'static str],
     path: Vec<String>,
-    containers: Vec<String>,
     count: u64,
 }
+
+/// The fields of the port's modules that hold embedding tables (`[entries, dim]` weights), by
+/// name: the layers are recognised by their paths, as the loader does, not by burn's internal
+/// container names.
+const EMBEDDINGS: [&str; 2] = ["shared", "relative_attention_bias"];
 
 impl Randomizer {
     fn new(seed: u64, storage: Storage, skip: &'static [&'static str]) -> Self {
@@ -84,7 +88,6 @@ impl Randomizer {
             storage,
             skip,
             path: Vec::new(),
-            containers: Vec::new(),
             count: 0,
         }
     }
@@ -92,21 +95,23 @@ impl Randomizer {
     /// `(center, spread)` of a parameter's uniform distribution, from its name and shape.
     fn distribution(&self, shape: &[usize]) -> (f32, f32) {
         let leaf = self.path.last().map(String::as_str).unwrap_or("");
-        let parent = self.containers.last().map(String::as_str).unwrap_or("");
+        let field = self.path.iter().rev().nth(1).map_or("", String::as_str);
         let sqrt3 = 3f32.sqrt();
         let spread_for = |std: f32| std * sqrt3;
-        if leaf == "gamma" || (parent.contains("Norm") && leaf == "weight") {
+        // A one-dimensional weight is a norm's scale (linear and convolution weights have two
+        // dimensions or more).
+        if leaf == "gamma" || (leaf == "weight" && shape.len() == 1) {
             (1.0, spread_for(0.1))
         } else if leaf == "bias" || leaf == "beta" {
             (0.0, spread_for(0.02))
         } else if self.path.iter().any(|p| p == "scale_shift_table") {
             let dim = shape.last().copied().unwrap_or(1).max(1);
             (0.0, spread_for(1.0 / (dim as f32).sqrt()))
-        } else if parent == "Struct:Embedding" {
+        } else if EMBEDDINGS.contains(&field) {
             (0.0, spread_for(1.0))
         } else if shape.len() >= 2 {
             // burn's Linear stores [in, out]; convolutions (and patch embeddings) [out, in, k...].
-            let fan_in: usize = if parent == "Struct:Linear" {
+            let fan_in: usize = if shape.len() == 2 {
                 shape[0]
             } else {
                 shape[1..].iter().product()
@@ -166,14 +171,12 @@ impl Randomizer {
 }
 
 impl<B: Backend> ModuleMapper<B> for Randomizer {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.pop();
-        self.containers.pop();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
