@@ -224,6 +224,20 @@ impl HeliosPlayback {
         }
     }
 
+    /// Whether the stream's next chunk is due: it runs with no chunk in flight, it is visible
+    /// (`priority` is `Some`), and its ring is down to `low_water` frames. The grant and the
+    /// video context's hand-over both go by it.
+    pub(crate) fn chunk_due(&self, priority: Option<f32>, low_water: usize) -> bool {
+        matches!(
+            self.state,
+            StreamState::Running {
+                grant_outstanding: false,
+                ..
+            }
+        ) && priority.is_some()
+            && self.ring.len() <= low_water
+    }
+
     /// Forgets the stream's frames and prompt progress and moves to `state`.
     pub(crate) fn reset(&mut self, state: StreamState) {
         self.ring.clear();

@@ -18,7 +18,7 @@ use helios_worker::{StreamId, WorkerCommand};
 use crate::capture::image_to_rgb;
 use crate::messages::HeliosWorkerError;
 use crate::plugin::HeliosWorker;
-use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream, StreamState};
+use crate::screen::{HeliosPlayback, HeliosScreen, HeliosStream};
 use crate::settings::HeliosSettings;
 
 /// Readbacks of one context that may be on their way at once (more would only queue up behind
@@ -180,18 +180,11 @@ pub(crate) fn hand_over_video_frames(
     )>,
 ) {
     for (context, mut capture, mut playback, mut stream) in &mut screens {
-        let StreamState::Running {
-            id,
-            grant_outstanding,
-            ..
-        } = playback.state
-        else {
+        let Some(id) = playback.state.running_id() else {
             playback.awaiting_video = false;
             continue;
         };
-        let due = !grant_outstanding
-            && stream.priority.is_some()
-            && playback.ring.len() <= settings.low_water_frames;
+        let due = playback.chunk_due(stream.priority, settings.low_water_frames);
         let needed = context.frames_per_push();
         if context.enabled && due && capture.fresh >= needed && capture.ring.len() >= needed {
             let frames = capture.ring.iter().cloned().collect();

@@ -135,16 +135,17 @@ pub(super) fn grant_chunks(
     for (mut playback, stream) in &mut screens {
         let playback = playback.as_mut();
         playback.ring.set_capacity(settings.ring_capacity);
-        let low = playback.ring.len() <= settings.low_water_frames && !playback.awaiting_video;
-        let StreamState::Running {
+        if !playback.chunk_due(stream.priority, settings.low_water_frames)
+            || playback.awaiting_video
+        {
+            continue;
+        }
+        if let StreamState::Running {
             id,
             grant_outstanding,
             ..
         } = &mut playback.state
-        else {
-            continue;
-        };
-        if !*grant_outstanding && stream.priority.is_some() && low {
+        {
             *grant_outstanding = true;
             let command = WorkerCommand::Grant { id: *id, chunks: 1 };
             worker.send(command, settings.command_queue);
