@@ -131,6 +131,10 @@ pub struct HeliosStream {
     /// [`HeliosSettings::adaptive_quality`](crate::HeliosSettings::adaptive_quality) runs the
     /// stream (they drop when chunks take longer to make than they play for).
     pub steps: Option<Vec<usize>>,
+    /// The size the model made the last chunk at, when adaptive quality runs the stream: below
+    /// the frame size when even one step per stage was too slow (the frames are scaled back up
+    /// to the frame size before they reach the texture).
+    pub generated_size: Option<UVec2>,
     /// The scheduling priority (distance to the nearest camera); `None` while paused.
     pub priority: Option<f32>,
     /// Colour statistics of the frame on screen (drives [`HeliosLight`](crate::light::HeliosLight)).

@@ -258,6 +258,28 @@ fn live_video_frames_enter_the_history() {
     assert_eq!(s.next_chunk(&cancel).expect("chunk").index, 0);
 }
 
+/// Adaptive quality's resolution: the size changes between chunks (the history and prefix are
+/// resampled), a size the model cannot make is refused and changes nothing.
+#[test]
+fn size_changes_between_chunks() {
+    let p = pipeline();
+    let cancel = AtomicBool::new(false);
+    let mut request = small("a street at night", 3);
+    request.params.width = Some(128);
+    request.params.height = Some(128);
+    let mut s = ChunkStream::new(p, request).expect("stream");
+    let size = |c: &helios_model::pipeline::VideoChunk<B>| (c.frames.width(), c.frames.height());
+    assert_eq!(size(&s.next_chunk(&cancel).unwrap()), (128, 128));
+    s.set_size(64, 64).expect("a smaller size");
+    assert_eq!(s.size(), (64, 64));
+    let small = s.next_chunk(&cancel).unwrap();
+    assert_eq!(size(&small), (64, 64));
+    assert!(matches!(s.set_size(100, 64), Err(Error::InvalidRequest(_))));
+    assert_eq!(s.size(), (64, 64), "a refused size changes nothing");
+    s.set_size(128, 128).expect("back to full size");
+    assert_eq!(size(&s.next_chunk(&cancel).unwrap()), (128, 128));
+}
+
 #[test]
 fn batch_generation_trims_to_4k_plus_1() {
     let p = pipeline();

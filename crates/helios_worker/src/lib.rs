@@ -64,6 +64,6 @@ pub use error::{WorkerError, WorkerResult};
 pub use frame::{Frame, FrameStats, GpuFrameBuffer, GpuFrameRef, STATS_GRID, padded_bytes_per_row};
 pub use options::{EngineBackend, EnginePrecision};
 pub use worker::{
-    ChunkEngine, EngineChunk, EngineConfig, QualityController, QualityPolicy, StreamId, Worker,
-    WorkerCommand, WorkerEvent,
+    ChunkEngine, EngineChunk, EngineConfig, QualityController, QualityLevel, QualityPolicy,
+    StreamId, Worker, WorkerCommand, WorkerEvent,
 };

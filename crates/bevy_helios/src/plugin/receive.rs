@@ -93,6 +93,7 @@ pub(super) fn queue_chunks(
             frames,
             seconds,
             steps,
+            size,
         } = event
         else {
             continue;
@@ -124,6 +125,7 @@ pub(super) fn queue_chunks(
         stream.last_chunk_seconds = *seconds;
         stream.last_chunk_frames = n;
         stream.steps = steps.take();
+        stream.generated_size = size.map(|(w, h)| UVec2::new(w as u32, h as u32));
         stream.buffered = playback.ring.len();
         ready.write(ChunkReady {
             entity,

@@ -43,6 +43,17 @@ impl<B: Backend> Frames<B> {
         self.video.dims()[3]
     }
 
+    /// The frames resampled to `height x width` (bilinear, frame by frame); themselves when they
+    /// have that size.
+    pub fn resized(&self, height: usize, width: usize) -> Self {
+        if (self.height(), self.width()) == (height, width) {
+            return self.clone();
+        }
+        Self {
+            video: crate::scheduler::pyramid::resize_bilinear(self.video.clone(), height, width),
+        }
+    }
+
     /// The first `n` frames.
     pub fn take(&self, n: usize) -> Self {
         Self {

@@ -156,6 +156,12 @@ impl<B: Backend> HistoryBuffer<B> {
         }
     }
 
+    /// Resamples the window's latents to `height x width` (bilinear, frame by frame).
+    pub fn resize(&mut self, height: usize, width: usize) {
+        self.frames =
+            crate::scheduler::pyramid::resize_bilinear(self.frames.clone(), height, width);
+    }
+
     /// Bytes held (flat: the same after any number of chunks).
     pub fn bytes(&self) -> usize {
         self.frames.shape().num_elements() * std::mem::size_of::<f32>()

@@ -228,6 +228,36 @@ impl<B: Backend> ChunkStream<B> {
         }
     }
 
+    /// The frame width and height in use.
+    pub fn size(&self) -> (usize, usize) {
+        (self.resolved.width, self.resolved.height)
+    }
+
+    /// Changes the frame size from the next chunk on (adaptive quality), under the same checks as
+    /// a request's size: the history window and the prefix are resampled to the new latent size,
+    /// so the video goes on from where it is. On error nothing changes.
+    pub fn set_size(&mut self, width: usize, height: usize) -> Result<()> {
+        let params = &mut self.request.params;
+        let previous = (params.width.replace(width), params.height.replace(height));
+        match self.pipeline.resolve(&self.request) {
+            Ok(resolved) => {
+                let (h, w) = self.pipeline.latent_size(resolved.height, resolved.width);
+                self.history.resize(h, w);
+                self.prefix = self
+                    .prefix
+                    .take()
+                    .map(|p| crate::scheduler::pyramid::resize_bilinear(p, h, w));
+                self.resolved.width = resolved.width;
+                self.resolved.height = resolved.height;
+                Ok(())
+            }
+            Err(e) => {
+                (self.request.params.width, self.request.params.height) = previous;
+                Err(e)
+            }
+        }
+    }
+
     /// Switches the prompt, interpolating the embeddings over the next `over_chunks` chunks (0 or
     /// 1: at once). Embeddings are cached per prompt.
     pub fn set_prompt(&mut self, prompt: &str, over_chunks: usize) -> Result<()> {

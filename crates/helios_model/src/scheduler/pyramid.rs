@@ -48,6 +48,23 @@ fn interpolate_axis<B: Backend>(x: Tensor<B, 5>, dim: usize, output: usize) -> T
     a + b
 }
 
+/// Bilinear resampling of the height and width of `x` `[b, c, t, h, w]` to `height x width`, frame
+/// by frame, with torch's taps (align_corners=False, no antialias): how a stream's history, prefix
+/// and frames change size when adaptive quality changes its resolution.
+pub fn resize_bilinear<B: Backend>(x: Tensor<B, 5>, height: usize, width: usize) -> Tensor<B, 5> {
+    let [_, _, _, h, w] = x.dims();
+    let x = if w == width {
+        x
+    } else {
+        interpolate_axis(x, 4, width)
+    };
+    if h == height {
+        x
+    } else {
+        interpolate_axis(x, 3, height)
+    }
+}
+
 /// One pyramid down-sampling step: bilinear to `(h // 2, w // 2)` per frame, then `* 2`.
 ///
 /// Same taps and weights as torch; torch's CPU kernel sums the four taps in an order that depends on

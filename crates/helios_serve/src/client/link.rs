@@ -509,6 +509,7 @@ impl Link {
                         frames,
                         seconds,
                         steps: None,
+                        size: None,
                     }
                 })
             }

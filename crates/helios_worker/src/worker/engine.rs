@@ -62,6 +62,13 @@ pub trait ChunkEngine {
     fn steps(&self, id: StreamId) -> WorkerResult<Vec<usize>>;
     /// Changes the steps per stage of stream `id` from its next chunk on (adaptive quality).
     fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> WorkerResult<()>;
+    /// The size (width, height) stream `id` generates at now.
+    fn size(&self, id: StreamId) -> WorkerResult<(usize, usize)>;
+    /// Changes the size stream `id` generates at from its next chunk on (adaptive quality); its
+    /// frames keep the size it was started with (resampled before they leave the device).
+    fn set_size(&mut self, id: StreamId, width: usize, height: usize) -> WorkerResult<()>;
+    /// Frame sides the model can make are multiples of this.
+    fn size_multiple(&self) -> usize;
     /// Sets the I2V conditioning image of stream `id`.
     fn set_image(&mut self, id: StreamId, image: image::RgbImage) -> WorkerResult<()>;
     /// Feeds stream `id` the latest frames of a live video (V2V), encoded into its history.

@@ -25,10 +25,17 @@ use crate::options::EngineBackend;
 /// How a decoded chunk leaves the model's device.
 type Export<B> = fn(&Frames<B>) -> WorkerResult<Vec<Frame>>;
 
+/// One stream: the generator and the size its frames leave at (the size it was started with;
+/// adaptive quality may generate smaller).
+struct Served<B: Backend> {
+    stream: ChunkStream<B>,
+    display: (usize, usize),
+}
+
 /// One loaded pipeline shared by every stream of the worker.
 struct HeliosEngine<B: Backend> {
     pipeline: Arc<HeliosPipeline<B>>,
-    streams: HashMap<StreamId, ChunkStream<B>>,
+    streams: HashMap<StreamId, Served<B>>,
     export: Export<B>,
 }
 
@@ -58,7 +65,12 @@ impl<B: Backend> HeliosEngine<B> {
     fn stream(&mut self, id: StreamId) -> WorkerResult<&mut ChunkStream<B>> {
         self.streams
             .get_mut(&id)
+            .map(|s| &mut s.stream)
             .ok_or(WorkerError::UnknownStream(id))
+    }
+
+    fn served(&self, id: StreamId) -> WorkerResult<&Served<B>> {
+        self.streams.get(&id).ok_or(WorkerError::UnknownStream(id))
     }
 }
 
@@ -119,13 +131,16 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
     fn start(&mut self, id: StreamId, request: StreamRequest) -> WorkerResult<()> {
         // Validates first (size multiple, steps per stage, prompt), then encodes the prompt.
         let stream = ChunkStream::new(self.pipeline.clone(), request)?;
-        self.streams.insert(id, stream);
+        let display = stream.size();
+        self.streams.insert(id, Served { stream, display });
         Ok(())
     }
 
     fn next_chunk(&mut self, id: StreamId, cancel: &AtomicBool) -> WorkerResult<EngineChunk> {
         let chunk = self.stream(id)?.next_chunk(cancel)?;
-        let frames = &chunk.frames;
+        let (width, height) = self.served(id)?.display;
+        // Made smaller by adaptive quality: back to the stream's size on the device.
+        let frames = &chunk.frames.resized(height, width);
         // Frames a texture cannot hold are an error here, not a failed upload later.
         texture_side(frames.width())?;
         texture_side(frames.height())?;
@@ -140,10 +155,19 @@ impl<B: Backend> ChunkEngine for HeliosEngine<B> {
     }
 
     fn steps(&self, id: StreamId) -> WorkerResult<Vec<usize>> {
-        self.streams
-            .get(&id)
-            .map(|s| s.steps().to_vec())
-            .ok_or(WorkerError::UnknownStream(id))
+        Ok(self.served(id)?.stream.steps().to_vec())
+    }
+
+    fn size(&self, id: StreamId) -> WorkerResult<(usize, usize)> {
+        Ok(self.served(id)?.stream.size())
+    }
+
+    fn set_size(&mut self, id: StreamId, width: usize, height: usize) -> WorkerResult<()> {
+        Ok(self.stream(id)?.set_size(width, height)?)
+    }
+
+    fn size_multiple(&self) -> usize {
+        self.pipeline.size_multiple()
     }
 
     fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> WorkerResult<()> {

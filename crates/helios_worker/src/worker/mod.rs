@@ -33,7 +33,7 @@ use crate::error::{WorkerError, WorkerResult};
 use crate::frame::Frame;
 pub use engine::{ChunkEngine, EngineChunk, EngineConfig, StreamId};
 use helios_model::pipeline::StreamRequest;
-pub use quality::{QualityController, QualityPolicy};
+pub use quality::{QualityController, QualityLevel, QualityPolicy};
 use thread::WorkerThread;
 
 /// A request to the worker.
@@ -133,6 +133,9 @@ pub enum WorkerEvent {
         seconds: f32,
         /// The steps per stage it was made with, when adaptive quality runs on the stream.
         steps: Option<Vec<usize>>,
+        /// The size (width, height) the model made it at, when adaptive quality runs on the
+        /// stream; the frames themselves keep the stream's size (resampled when smaller).
+        size: Option<(usize, usize)>,
     },
     /// The worker switched a stream to this prompt.
     PromptApplied {

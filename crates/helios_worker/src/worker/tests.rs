@@ -251,15 +251,37 @@ fn load_error_is_reported_and_thread_ends() {
 }
 
 /// An engine whose chunks take `ms_per_cost` milliseconds per unit of
-/// [`quality::relative_cost`] of their steps: a GPU too slow for the stream's full steps.
+/// [`quality::relative_cost`] of their steps at 128x128 (and in proportion to the pixels at other
+/// sizes): a GPU too slow for the stream's full quality.
 struct SlowEngine {
     ms_per_cost: f32,
-    streams: HashMap<StreamId, (Vec<usize>, usize)>,
+    streams: HashMap<StreamId, SlowStream>,
+}
+
+/// A [`SlowEngine`] stream.
+struct SlowStream {
+    steps: Vec<usize>,
+    size: (usize, usize),
+    index: usize,
+}
+
+impl SlowEngine {
+    fn slot(&mut self, id: StreamId) -> WorkerResult<&mut SlowStream> {
+        self.streams
+            .get_mut(&id)
+            .ok_or(WorkerError::UnknownStream(id))
+    }
 }
 
 impl ChunkEngine for SlowEngine {
-    fn start(&mut self, id: StreamId, _request: StreamRequest) -> WorkerResult<()> {
-        self.streams.insert(id, (vec![2, 2, 2], 0));
+    fn start(&mut self, id: StreamId, request: StreamRequest) -> WorkerResult<()> {
+        let (height, width) = request.params.size();
+        let stream = SlowStream {
+            steps: vec![2, 2, 2],
+            size: (width, height),
+            index: 0,
+        };
+        self.streams.insert(id, stream);
         Ok(())
     }
 
@@ -268,15 +290,14 @@ impl ChunkEngine for SlowEngine {
         id: StreamId,
         _cancel: &std::sync::atomic::AtomicBool,
     ) -> WorkerResult<engine::EngineChunk> {
-        let (steps, index) = self
-            .streams
-            .get_mut(&id)
-            .ok_or(WorkerError::UnknownStream(id))?;
-        let ms = self.ms_per_cost * quality::relative_cost(steps);
+        let ms_per_cost = self.ms_per_cost;
+        let s = self.slot(id)?;
+        let pixels = (s.size.0 * s.size.1) as f32 / (128.0 * 128.0);
+        let ms = ms_per_cost * quality::relative_cost(&s.steps) * pixels;
         std::thread::sleep(Duration::from_secs_f32(ms / 1000.0));
-        *index += 1;
+        s.index += 1;
         Ok(engine::EngineChunk {
-            index: *index - 1,
+            index: s.index - 1,
             frames: vec![Frame::from_rgba(vec![0; 4 * 4 * 4], 4, 4); 33],
         })
     }
@@ -288,17 +309,29 @@ impl ChunkEngine for SlowEngine {
     fn steps(&self, id: StreamId) -> WorkerResult<Vec<usize>> {
         self.streams
             .get(&id)
-            .map(|(steps, _)| steps.clone())
+            .map(|s| s.steps.clone())
             .ok_or(WorkerError::UnknownStream(id))
     }
 
     fn set_steps(&mut self, id: StreamId, steps: Vec<usize>) -> WorkerResult<()> {
-        let slot = self
-            .streams
-            .get_mut(&id)
-            .ok_or(WorkerError::UnknownStream(id))?;
-        slot.0 = steps;
+        self.slot(id)?.steps = steps;
         Ok(())
+    }
+
+    fn size(&self, id: StreamId) -> WorkerResult<(usize, usize)> {
+        self.streams
+            .get(&id)
+            .map(|s| s.size)
+            .ok_or(WorkerError::UnknownStream(id))
+    }
+
+    fn set_size(&mut self, id: StreamId, width: usize, height: usize) -> WorkerResult<()> {
+        self.slot(id)?.size = (width, height);
+        Ok(())
+    }
+
+    fn size_multiple(&self) -> usize {
+        64
     }
 
     fn set_image(&mut self, _id: StreamId, _image: image::RgbImage) -> WorkerResult<()> {
@@ -414,4 +447,49 @@ fn blocking_sends_and_the_event_channel() {
             WorkerCommand::Stop { id: 3 }
         ))
     ));
+}
+
+/// A GPU too slow for even one step per stage at the stream's size: the worker lowers the steps
+/// and then the size the model generates at (within the model's multiple), and reports both with
+/// each chunk.
+#[test]
+fn adaptive_quality_lowers_the_size_when_the_steps_are_not_enough() {
+    let w = Worker::spawn_with(
+        || {
+            Ok(Box::new(SlowEngine {
+                ms_per_cost: 120.0,
+                streams: HashMap::new(),
+            }) as Box<dyn ChunkEngine>)
+        },
+        8,
+        8,
+    )
+    .unwrap();
+    assert!(matches!(next_event(&w), WorkerEvent::Loaded));
+    w.try_send(WorkerCommand::Start {
+        id: 1,
+        request: request(128),
+        quality: Some(QualityPolicy::at_fps(330.0)),
+    })
+    .unwrap();
+    w.try_send(WorkerCommand::Grant { id: 1, chunks: 3 })
+        .unwrap();
+    let mut levels = Vec::new();
+    while levels.len() < 3 {
+        if let WorkerEvent::Chunk { steps, size, .. } = next_event(&w) {
+            levels.push((steps, size));
+        }
+    }
+    assert_eq!(
+        levels[0],
+        (Some(vec![2, 2, 2]), Some((128, 128))),
+        "starts at full"
+    );
+    for later in &levels[1..] {
+        assert_eq!(
+            later,
+            &(Some(vec![1, 1, 1]), Some((64, 64))),
+            "one step per stage at the smaller size: {levels:?}"
+        );
+    }
 }

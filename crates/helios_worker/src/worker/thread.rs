@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError};
 
-use super::{ChunkEngine, QualityController, StreamId, WorkerCommand, WorkerEvent};
+use super::{ChunkEngine, QualityController, QualityLevel, StreamId, WorkerCommand, WorkerEvent};
 use crate::error::{WorkerError, WorkerResult};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -163,10 +163,12 @@ impl WorkerThread {
                 match guarded(&mut || engine.start(id, request.clone())) {
                     Ok(()) => {
                         if let Some(policy) = quality {
-                            match engine.steps(id) {
-                                Ok(steps) => {
-                                    self.quality
-                                        .insert(id, QualityController::new(policy, &steps));
+                            let multiple = engine.size_multiple();
+                            match engine.steps(id).and_then(|s| Ok((s, engine.size(id)?))) {
+                                Ok((steps, size)) => {
+                                    let controller =
+                                        QualityController::new(policy, &steps, size, multiple);
+                                    self.quality.insert(id, controller);
                                 }
                                 Err(error) => {
                                     return self.emit(WorkerEvent::Error {
@@ -265,8 +267,8 @@ impl WorkerThread {
                     slot.credits = slot.credits.saturating_sub(1);
                 }
                 let seconds = started.elapsed().as_secs_f32();
-                let steps = match self.adapt(engine, id, seconds, chunk.frames.len()) {
-                    Ok(steps) => steps,
+                let used = match self.adapt(engine, id, seconds, chunk.frames.len()) {
+                    Ok(used) => used,
                     Err(error) => {
                         self.quality.remove(&id);
                         if !self.emit(WorkerEvent::Error {
@@ -278,12 +280,14 @@ impl WorkerThread {
                         None
                     }
                 };
+                let size = used.as_ref().map(|l| (l.width, l.height));
                 return self.emit(WorkerEvent::Chunk {
                     id,
                     index: chunk.index,
                     frames: chunk.frames,
                     seconds,
-                    steps,
+                    steps: used.map(|l| l.steps),
+                    size,
                 });
             }
             Ok(Err(error)) if error.is_cancelled() => return true,
@@ -300,21 +304,30 @@ impl WorkerThread {
         }) && self.emit(WorkerEvent::Stopped { id })
     }
 
-    /// Feeds the chunk's time to the stream's adaptive quality; returns the steps the chunk was
-    /// made with (`None` without adaptive quality) after moving the stream to new steps if asked.
+    /// Feeds the chunk's time to the stream's adaptive quality; returns the level the chunk was
+    /// made at (`None` without adaptive quality) after moving the stream to a new level if asked.
     fn adapt(
         &mut self,
         engine: &mut dyn ChunkEngine,
         id: StreamId,
         seconds: f32,
         frames: usize,
-    ) -> WorkerResult<Option<Vec<usize>>> {
+    ) -> WorkerResult<Option<QualityLevel>> {
         let Some(controller) = self.quality.get_mut(&id) else {
             return Ok(None);
         };
-        let used = controller.steps().to_vec();
-        if let Some(steps) = controller.observe(seconds, frames) {
-            match catch_unwind(AssertUnwindSafe(|| engine.set_steps(id, steps))) {
+        let used = controller.current().clone();
+        if let Some(next) = controller.observe(seconds, frames) {
+            let apply = || -> WorkerResult<()> {
+                if next.steps != used.steps {
+                    engine.set_steps(id, next.steps.clone())?;
+                }
+                if (next.width, next.height) != (used.width, used.height) {
+                    engine.set_size(id, next.width, next.height)?;
+                }
+                Ok(())
+            };
+            match catch_unwind(AssertUnwindSafe(apply)) {
                 Ok(result) => result?,
                 Err(panic) => return Err(WorkerError::WorkerPanicked(panic_message(&*panic))),
             }
