@@ -1,13 +1,14 @@
 //! Scene-context compaction: a [`SceneContext`] (structured NPC state) becomes the text prompt the
-//! model takes, through a RON [`PromptTemplate`]. Pure functions, no ECS access.
+//! model takes, through a RON [`PromptTemplate`] (the pure compaction lives in
+//! [`helios_worker::prompt`], which the demo model's trainer captions its clips with).
 //!
 //! The plugin sends a prompt to the worker only when it changes *materially*
 //! ([`prompt_key`]: case, punctuation and spacing do not count) and has been stable for the
 //! debounce time ([`PromptTracker`]); the worker interpolates the switch over the next chunks.
 
-use std::hash::{Hash, Hasher};
-
 use bevy::prelude::*;
+pub use helios_worker::prompt::PromptTemplate;
+use helios_worker::prompt::{SceneFields, prompt_key};
 use serde::{Deserialize, Serialize};
 
 /// Structured state of an NPC that the generated video should show.
@@ -34,118 +35,23 @@ pub struct SceneContext {
     pub framing: String,
 }
 
-/// How a [`SceneContext`] is written as a prompt, loadable from RON (`assets/prompts/*.ron`).
-///
-/// Placeholders: `{character}`, `{emotion}`, `{line}`, `{lighting}`, `{mood}`, `{framing}`.
-/// A clause of [`PromptTemplate::clauses`] whose placeholders are all empty is left out, so an
-/// NPC that says nothing does not get "saying ''" in its prompt.
-#[derive(Reflect, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PromptTemplate {
-    /// The clauses, joined with `separator`.
-    pub clauses: Vec<String>,
-    /// Put between two kept clauses.
-    pub separator: String,
-    /// Appended once at the end (style words), may be empty.
-    pub suffix: String,
-    /// The prompt is cut at a word boundary to at most this many characters.
-    pub max_chars: usize,
-}
-
-impl Default for PromptTemplate {
-    fn default() -> Self {
-        Self {
-            clauses: vec![
-                "{framing} of {character}".into(),
-                "{emotion} expression".into(),
-                "saying \"{line}\"".into(),
-                "{lighting}".into(),
-                "{mood} mood".into(),
-            ],
-            separator: ", ".into(),
-            suffix: ". Cinematic, detailed face, natural motion.".into(),
-            max_chars: 480,
+impl SceneContext {
+    /// The fields as text, for [`helios_worker::prompt::compact_prompt`].
+    pub fn fields(&self) -> SceneFields<'_> {
+        SceneFields {
+            character: &self.character,
+            emotion: &self.emotion,
+            line: self.line.as_deref(),
+            lighting: &self.lighting,
+            mood: &self.mood,
+            framing: &self.framing,
         }
     }
-}
-
-impl PromptTemplate {
-    /// Parses a template from RON text.
-    pub fn from_ron_str(text: &str) -> Result<Self, ron::error::SpannedError> {
-        ron::from_str(text)
-    }
-}
-
-/// Collapses runs of whitespace to one space and trims.
-fn squash(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Writes `ctx` as a prompt with `template` (see [`PromptTemplate`]).
 pub fn compact_prompt(ctx: &SceneContext, template: &PromptTemplate) -> String {
-    let line = ctx.line.as_deref().unwrap_or("");
-    let fields: [(&str, &str); 6] = [
-        ("{character}", &ctx.character),
-        ("{emotion}", &ctx.emotion),
-        ("{line}", line),
-        ("{lighting}", &ctx.lighting),
-        ("{mood}", &ctx.mood),
-        ("{framing}", &ctx.framing),
-    ];
-    let mut kept = Vec::new();
-    for clause in &template.clauses {
-        let mut text = clause.clone();
-        let mut any_placeholder = false;
-        let mut any_value = false;
-        for (key, value) in fields {
-            if text.contains(key) {
-                any_placeholder = true;
-                let value = squash(value);
-                any_value |= !value.is_empty();
-                text = text.replace(key, &value);
-            }
-        }
-        let text = squash(&text);
-        if (any_value || !any_placeholder) && !text.is_empty() {
-            kept.push(text);
-        }
-    }
-    let mut prompt = kept.join(&template.separator);
-    if !prompt.is_empty() {
-        prompt.push_str(&template.suffix);
-    }
-    truncate_words(&squash(&prompt), template.max_chars)
-}
-
-/// Cuts `text` at a word boundary so it has at most `max_chars` characters.
-fn truncate_words(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
-    }
-    let mut out = String::new();
-    for word in text.split(' ') {
-        let extra = if out.is_empty() { 0 } else { 1 };
-        if out.chars().count() + extra + word.chars().count() > max_chars {
-            break;
-        }
-        if extra == 1 {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
-}
-
-/// A hash of what a prompt *means* to the model: lower-case words, punctuation dropped.
-pub fn prompt_key(prompt: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for word in prompt
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        word.to_lowercase().hash(&mut hasher);
-    }
-    hasher.finish()
+    helios_worker::prompt::compact_prompt(&ctx.fields(), template)
 }
 
 /// Decides when a stream's prompt is (re)sent: only on a material change ([`prompt_key`]), and
@@ -214,57 +120,21 @@ impl PromptTracker {
 mod tests {
     use super::*;
 
-    fn keeper() -> SceneContext {
-        SceneContext {
-            character: "an old   lighthouse keeper".into(),
+    #[test]
+    fn a_scene_context_compacts_through_its_fields() {
+        let ctx = SceneContext {
+            character: "an old lighthouse keeper".into(),
             emotion: "worried".into(),
             line: Some("The storm is coming.".into()),
             lighting: "warm candle light".into(),
             mood: "tense".into(),
             framing: "close-up portrait".into(),
-        }
-    }
-
-    #[test]
-    fn compacts_all_fields() {
-        let p = compact_prompt(&keeper(), &PromptTemplate::default());
+        };
         assert_eq!(
-            p,
+            compact_prompt(&ctx, &PromptTemplate::default()),
             "close-up portrait of an old lighthouse keeper, worried expression, saying \"The storm is coming.\", \
              warm candle light, tense mood. Cinematic, detailed face, natural motion."
         );
-    }
-
-    #[test]
-    fn empty_fields_drop_their_clause() {
-        let mut ctx = keeper();
-        ctx.line = None;
-        ctx.mood = "  ".into();
-        let p = compact_prompt(&ctx, &PromptTemplate::default());
-        assert!(!p.contains("saying"), "{p}");
-        assert!(!p.contains("mood"), "{p}");
-        assert!(p.contains("worried expression, warm candle light."), "{p}");
-        assert_eq!(
-            compact_prompt(&SceneContext::default(), &PromptTemplate::default()),
-            ""
-        );
-    }
-
-    #[test]
-    fn truncates_at_word_boundary() {
-        let t = PromptTemplate {
-            max_chars: 30,
-            ..Default::default()
-        };
-        let p = compact_prompt(&keeper(), &t);
-        assert!(p.chars().count() <= 30, "{p}");
-        assert_eq!(p, "close-up portrait of an old");
-    }
-
-    #[test]
-    fn key_ignores_case_and_punctuation() {
-        assert_eq!(prompt_key("A cat, smiling."), prompt_key("a  CAT smiling"));
-        assert_ne!(prompt_key("a cat smiling"), prompt_key("a cat frowning"));
     }
 
     #[test]
@@ -283,14 +153,5 @@ mod tests {
         assert_eq!(t.offer("angry", 2.0, 0.5), None);
         t.reset();
         assert_eq!(t.offer("angry", 3.0, 0.5).as_deref(), Some("angry"));
-    }
-
-    #[test]
-    fn shipped_template_parses() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../assets/prompts/npc_portrait.ron");
-        let text = std::fs::read_to_string(path).unwrap();
-        let t = PromptTemplate::from_ron_str(&text).unwrap();
-        assert_eq!(t, PromptTemplate::default());
     }
 }

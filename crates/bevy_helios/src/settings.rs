@@ -154,6 +154,7 @@ pub struct HeliosSettings {
     /// A prompt switch is interpolated over this many chunks (0 = switch at the next chunk).
     pub prompt_interpolation_chunks: usize,
     /// The template that turns a [`SceneContext`](crate::prompt::SceneContext) into a prompt.
+    #[reflect(ignore)]
     pub template: PromptTemplate,
     /// Weight-only quantisation of the DiT's block weights: `Int8` stores one byte per weight and
     /// a float32 scale per 32 (about half the memory of bf16), for cards smaller than the model.

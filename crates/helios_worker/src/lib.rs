@@ -58,6 +58,7 @@
 mod error;
 mod frame;
 mod options;
+pub mod prompt;
 mod worker;
 
 pub use error::{WorkerError, WorkerResult};
