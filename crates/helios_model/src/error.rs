@@ -18,6 +18,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written (a checkpoint being saved).
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A JSON file is malformed, or a field is missing, has the wrong type or an unknown value.
     #[error("invalid JSON in {path}{}: {source}", at_field(field))]
     Json {

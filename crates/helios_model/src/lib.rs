@@ -17,6 +17,7 @@ pub mod error;
 pub mod ops;
 pub mod pipeline;
 pub mod random;
+pub mod save;
 pub mod scheduler;
 pub mod text;
 pub mod vae;

@@ -45,6 +45,14 @@ fn max_abs_diff(a: &Tensor<B, 5>, b: &Tensor<B, 5>) -> f32 {
     (a.clone() - b.clone()).abs().max().into_scalar()
 }
 
+/// Held by every test of this file: the memory test reads the process's resident size, which
+/// another test running beside it would grow.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Resident memory of this process in KiB (Linux), if readable.
 fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -54,6 +62,7 @@ fn rss_kib() -> Option<u64> {
 
 #[test]
 fn memory_stays_flat_over_many_chunks() {
+    let _serial = serial();
     let p = pipeline();
     let mut stream = ChunkStream::new(p, small("a lighthouse in a storm", 1)).expect("stream");
     let cancel = AtomicBool::new(false);
@@ -105,6 +114,7 @@ fn memory_stays_flat_over_many_chunks() {
 
 #[test]
 fn same_seed_same_video_and_prompt_switches_reach_the_model() {
+    let _serial = serial();
     let p = pipeline();
     let cancel = AtomicBool::new(false);
     let run = |switch: Option<(&str, usize)>, seed| {
@@ -150,6 +160,7 @@ fn same_seed_same_video_and_prompt_switches_reach_the_model() {
 /// calls; bad steps are refused and change nothing.
 #[test]
 fn steps_change_between_chunks() {
+    let _serial = serial();
     let p = pipeline();
     let mut request = small("a candle flickering", 3);
     request.params.steps = Some(vec![2, 2, 2]);
@@ -175,6 +186,7 @@ fn steps_change_between_chunks() {
 
 #[test]
 fn cancel_between_dit_calls_leaves_the_stream_usable() {
+    let _serial = serial();
     let p = pipeline();
     let mut s = ChunkStream::new(p, small("waves on a beach", 5)).expect("stream");
     let cancel = AtomicBool::new(true);
@@ -186,6 +198,7 @@ fn cancel_between_dit_calls_leaves_the_stream_usable() {
 
 #[test]
 fn image_conditioning_at_start_and_mid_stream() {
+    let _serial = serial();
     let p = pipeline();
     let cancel = AtomicBool::new(false);
     let img = image::RgbImage::from_fn(80, 48, |x, y| {
@@ -215,6 +228,7 @@ fn image_conditioning_at_start_and_mid_stream() {
 /// of another colour; what the push adds is `1 + (n - 1) / 4` latent frames, at most 9.
 #[test]
 fn live_video_frames_enter_the_history() {
+    let _serial = serial();
     let p = pipeline();
     let cancel = AtomicBool::new(false);
     let frames = |rgb: [u8; 3], n: usize| {
@@ -262,6 +276,7 @@ fn live_video_frames_enter_the_history() {
 /// resampled), a size the model cannot make is refused and changes nothing.
 #[test]
 fn size_changes_between_chunks() {
+    let _serial = serial();
     let p = pipeline();
     let cancel = AtomicBool::new(false);
     let mut request = small("a street at night", 3);
@@ -282,6 +297,7 @@ fn size_changes_between_chunks() {
 
 #[test]
 fn batch_generation_trims_to_4k_plus_1() {
+    let _serial = serial();
     let p = pipeline();
     let video = p
         .generate(small("rain on a window", 2), 66, &AtomicBool::new(false))
@@ -294,6 +310,7 @@ fn batch_generation_trims_to_4k_plus_1() {
 
 #[test]
 fn bad_requests_fail_before_any_work() {
+    let _serial = serial();
     let p = pipeline();
     let invalid = |r: StreamRequest| {
         matches!(

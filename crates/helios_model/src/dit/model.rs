@@ -81,7 +81,7 @@ pub struct HeliosTransformer3DModel<B: Backend> {
 }
 
 /// Burn paths → diffusers keys (only the real renames; field names follow the checkpoint).
-fn key_map() -> KeyMap {
+pub(crate) fn key_map() -> KeyMap {
     KeyMap::new(&[
         (".ffn.proj_in.", ".ffn.net.0.proj."),
         (".ffn.proj_out.", ".ffn.net.2."),

@@ -81,6 +81,25 @@ fn shift_mu(scheduler: &FlowScheduler, seq: usize) -> Option<f64> {
         .then(|| calculate_shift(seq, &ShiftParams::default()))
 }
 
+/// The timesteps of pyramid stage `stage` with `steps` steps, as the pyramid loop sets them: `mu`
+/// from the latents `held` (`[t, h, w]`) before the stage's up-sample, so it lags one stage. The
+/// demo model's trainer asks for the same schedules to train at the points the sampler visits.
+pub fn pyramid_schedule(
+    scheduler: &FlowScheduler,
+    patch: [usize; 3],
+    steps: usize,
+    stage: usize,
+    held: [usize; 3],
+    amplify: bool,
+) -> Result<crate::scheduler::StageSchedule> {
+    let [t, h, w] = held;
+    let mut request = TimestepRequest::stage(steps, stage).amplified(amplify);
+    if let Some(mu) = shift_mu(scheduler, image_seq_len(t, h, w, patch)) {
+        request = request.with_mu(mu);
+    }
+    scheduler.set_timesteps(&request)
+}
+
 impl<B: Backend> ChunkDenoiser<'_, B> {
     /// The noise of a chunk `[b, c, t, h, w]` drawn from `noise`.
     pub fn draw(
@@ -154,11 +173,14 @@ impl<B: Backend> ChunkDenoiser<'_, B> {
                 }
                 Sampling::Pyramid => {
                     // mu from the latents held now, before this stage's up-sample (it lags a stage).
-                    let mut request = TimestepRequest::stage(steps, stage).amplified(self.amplify);
-                    if let Some(mu) = shift_mu(self.scheduler, image_seq_len(t, h, w, patch)) {
-                        request = request.with_mu(mu);
-                    }
-                    let schedule = self.scheduler.set_timesteps(&request)?;
+                    let schedule = pyramid_schedule(
+                        self.scheduler,
+                        patch,
+                        steps,
+                        stage,
+                        [t, h, w],
+                        self.amplify,
+                    )?;
                     if stage > 0 {
                         let up = upsample_nearest2x(latents);
                         let block = BlockNoise::new(self.scheduler.gamma(), [patch[1], patch[2]])?;

@@ -10,15 +10,20 @@
 
 use std::any::{Any, TypeId};
 
-use burn::backend::ndarray::{NdArrayDevice, NdArrayTensor};
+use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
-/// Whether `x` lives in host memory as f32 (NdArray), so the CPU kernels apply.
+/// Whether `x` lives in host memory as a plain f32 NdArray tensor, so the CPU kernels apply.
+///
+/// Decided by the tensor primitive, not the device: a backend that wraps NdArray (burn's
+/// `Autodiff<NdArray>` for training) shares its device type but must keep its own graph, so it
+/// takes the tensor-op path.
 pub(crate) fn applies<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
-    TypeId::of::<B::Device>() == TypeId::of::<NdArrayDevice>() && x.dtype() == DType::F32
+    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<NdArrayTensor>()
+        && x.dtype() == DType::F32
 }
 
 /// The values of an f32 tensor in row-major order.
