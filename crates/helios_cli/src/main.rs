@@ -10,6 +10,7 @@ mod info;
 mod input;
 mod output;
 mod serve;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     Bench(Box<bench::BenchArgs>),
     /// Serve the model to game clients over WebSocket (streams, prompt updates, conditioning images).
     Serve(Box<serve::ServeArgs>),
+    /// Train the demo face model (a small VAE and DiT on procedural NPC face clips) on the CPU.
+    TrainDemo(Box<train::TrainArgs>),
     /// Run the golden conformance cases of a fixture set (checkpoint + `cases/`).
     Check {
         /// The fixture folder: a diffusers-layout checkpoint with a `cases/` folder.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::TrainDemo(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Check {
             fixture_dir,
             backend,

@@ -1,0 +1,93 @@
+//! `helios train-demo`: trains the demo face model (see `helios_train`) into a checkpoint folder.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use helios_train::{Progress, TrainOptions, TrainPart, train_demo};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Arguments of `helios train-demo`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The checkpoint folder to write (created; files in it are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the data, the initial weights and the noise (the shipped model: 0).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// VAE optimiser steps [default: the shipped model's].
+    #[arg(long)]
+    pub vae_steps: Option<usize>,
+    /// DiT optimiser steps [default: the shipped model's].
+    #[arg(long)]
+    pub dit_steps: Option<usize>,
+    /// Clips whose latents train the DiT [default: the shipped model's].
+    #[arg(long)]
+    pub clips: Option<usize>,
+    /// Write preview images (VAE reconstructions) into this folder.
+    #[arg(long)]
+    pub preview: Option<PathBuf>,
+}
+
+fn bar(steps: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Runs `helios train-demo`.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let mut options = TrainOptions {
+        seed: args.seed,
+        preview: args.preview.clone(),
+        ..TrainOptions::default()
+    };
+    if let Some(steps) = args.vae_steps {
+        options.vae.steps = steps;
+    }
+    if let Some(steps) = args.dit_steps {
+        options.dit.steps = steps;
+    }
+    if let Some(clips) = args.clips {
+        options.dit_clips = clips;
+    }
+    let mut current: Option<(TrainPart, ProgressBar, f32)> = None;
+    let report = train_demo(&args.out, &options, &mut |p: Progress| {
+        if current.as_ref().is_none_or(|(part, _, _)| *part != p.part) {
+            if let Some((_, bar, _)) = current.take() {
+                bar.finish();
+            }
+            let name = match p.part {
+                TrainPart::Vae => "vae",
+                TrainPart::Transformer => "transformer",
+            };
+            current = Some((p.part, bar(p.steps, name), p.loss));
+        }
+        if let Some((_, bar, smoothed)) = current.as_mut() {
+            *smoothed = 0.98 * *smoothed + 0.02 * p.loss;
+            bar.set_position(p.step as u64);
+            if p.step.is_multiple_of(25) || p.step == p.steps {
+                tracing::info!(part = ?p.part, step = p.step, steps = p.steps, loss = *smoothed, "training");
+            }
+        }
+    })
+    .with_context(|| format!("training the demo model into {}", args.out.display()))?;
+    if let Some((_, bar, _)) = current.take() {
+        bar.finish();
+    }
+    println!(
+        "wrote {}: VAE loss {:.4} ({:.0} s), data {:.0} s, DiT loss {:.4} ({:.0} s)",
+        args.out.display(),
+        report.vae_loss,
+        report.seconds[0],
+        report.seconds[1],
+        report.dit_loss,
+        report.seconds[2],
+    );
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The training clips: procedural face videos whose scene changes at chunk boundaries, captioned
+//! with the plugin's own prompt template.
+//!
+//! A clip is [`CHUNKS`] chunks of [`FRAMES_PER_CHUNK`] frames (the 33 frames one 9-latent chunk
+//! decodes to). Each chunk starts a script step: a new emotion half of the time, a new light now and
+//! then, a spoken line or silence. The face eases into a new expression over the first frames of the
+//! chunk, which is what the model must draw after a prompt switch. The caption of a chunk is the
+//! scene in force at its first frame, written by [`helios_worker::prompt::compact_prompt`] with the
+//! default [`PromptTemplate`].
+
+use std::collections::BTreeSet;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use helios_faces::{
+    Character, Clip, DEFAULT_SIZE, Emotion, LINES, Lighting, SceneText, ScriptStep,
+};
+use helios_worker::prompt::{PromptTemplate, SceneFields, compact_prompt};
+use image::RgbImage;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Frames of one chunk (9 latent frames).
+pub const FRAMES_PER_CHUNK: usize = 33;
+/// Chunks per training clip.
+pub const CHUNKS: usize = 3;
+/// Frame size.
+pub const SIZE: u32 = DEFAULT_SIZE;
+
+/// The prompt the plugin sends for a scene.
+pub fn caption(scene: &SceneText) -> String {
+    compact_prompt(
+        &SceneFields {
+            character: &scene.character,
+            emotion: &scene.emotion,
+            line: scene.line.as_deref(),
+            lighting: &scene.lighting,
+            mood: &scene.mood,
+            framing: &scene.framing,
+        },
+        &PromptTemplate::default(),
+    )
+}
+
+/// One training clip: its frames per chunk and each chunk's caption.
+#[derive(Debug, Clone)]
+pub struct TrainingClip {
+    /// The clip's seed.
+    pub seed: u64,
+    /// [`CHUNKS`] runs of [`FRAMES_PER_CHUNK`] frames.
+    pub chunks: Vec<Vec<RgbImage>>,
+    /// The caption of each chunk.
+    pub captions: Vec<String>,
+}
+
+/// The script of the clip of `seed` (a step at each chunk start) and each chunk's caption,
+/// without drawing a frame.
+pub fn training_script(seed: u64) -> (Vec<ScriptStep<'static>>, Vec<String>) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7e1f_a11c_0de5_eed5);
+    let lightings = Lighting::all();
+    let mut emotion = Emotion::ALL[rng.random_range(0..Emotion::ALL.len())];
+    let mut lighting = lightings[rng.random_range(0..lightings.len())];
+    let description = Character::from_seed(seed).description();
+    let mut script = Vec::with_capacity(CHUNKS);
+    let mut captions = Vec::with_capacity(CHUNKS);
+    for chunk in 0..CHUNKS {
+        if chunk > 0 {
+            if rng.random_bool(0.5) {
+                emotion = Emotion::ALL[rng.random_range(0..Emotion::ALL.len())];
+            }
+            if rng.random_bool(0.2) {
+                lighting = lightings[rng.random_range(0..lightings.len())];
+            }
+        }
+        let line = rng
+            .random_bool(0.5)
+            .then(|| LINES[rng.random_range(0..LINES.len())]);
+        script.push((chunk * FRAMES_PER_CHUNK, emotion, lighting, line));
+        captions.push(caption(&SceneText::new(
+            &description,
+            emotion,
+            line,
+            lighting,
+        )));
+    }
+    (script, captions)
+}
+
+/// The clip of `seed`: reproducible, a scene change at each chunk start.
+pub fn training_clip(seed: u64) -> TrainingClip {
+    let (script, captions) = training_script(seed);
+    let clip = Clip::with_script(seed, &script, CHUNKS * FRAMES_PER_CHUNK, SIZE);
+    let chunks = clip
+        .frames
+        .chunks(FRAMES_PER_CHUNK)
+        .map(<[RgbImage]>::to_vec)
+        .collect();
+    TrainingClip {
+        seed,
+        chunks,
+        captions,
+    }
+}
+
+/// Every word the captions can contain (the demo tokenizer has one piece per word): those of
+/// `probe` clips' captions and of every emotion, lighting and line.
+pub fn caption_words(probe: usize) -> BTreeSet<String> {
+    let mut texts: Vec<String> = Vec::new();
+    for seed in 0..probe as u64 {
+        texts.extend(training_script(seed).1);
+    }
+    for emotion in Emotion::ALL {
+        for lighting in Lighting::all() {
+            for line in LINES.iter().map(|l| Some(*l)).chain([None]) {
+                texts.push(caption(&SceneText::new("", emotion, line, lighting)));
+            }
+        }
+    }
+    for seed in 0..512 {
+        texts.push(Character::from_seed(seed).description());
+    }
+    let mut words = BTreeSet::new();
+    for text in &texts {
+        for word in text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-') {
+            let word = word.trim_matches(|c: char| c == '\'' || c == '-');
+            if word.chars().count() > 1 {
+                words.insert(word.to_string());
+            }
+        }
+    }
+    words
+}
+
+/// Frames as a video tensor `[1, 3, t, h, w]` in `[-1, 1]`.
+pub fn video_tensor<B: Backend>(frames: &[RgbImage], device: &B::Device) -> Tensor<B, 5> {
+    let (w, h) = frames
+        .first()
+        .map_or((0, 0), |f| (f.width() as usize, f.height() as usize));
+    let t = frames.len();
+    let mut values = vec![0.0f32; 3 * t * h * w];
+    for (i, frame) in frames.iter().enumerate() {
+        for (x, y, p) in frame.enumerate_pixels() {
+            for c in 0..3 {
+                values[((c * t + i) * h + y as usize) * w + x as usize] =
+                    p.0[c] as f32 / 127.5 - 1.0;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [1, 3, t, h, w]), device)
+}

@@ -1,0 +1,219 @@
+//! Stage 2: the Helios DiT trained with Helios' own objective on VAE latents of the clips.
+//!
+//! A sample is one chunk of a clip (9 latent frames) with what inference gives the DiT for it:
+//! the history window of the chunks before it (16 long / 2 mid / 1 short frames, zeros where the
+//! clip has none, so the first chunk is the T2V case), the clip's first latent frame as the prefix
+//! after the first chunk, and the caption's prompt embeddings. Now and then the history is dropped
+//! so the model also draws a character from the prompt alone.
+//!
+//! Flow matching at the points the distilled sampler visits: a random pyramid stage and step, the
+//! stage's latents down-sampled from the clean chunk, the stage start made as the pipeline makes it
+//! (pure noise at the lowest stage; above it the clean lower stage up-sampled and re-noised with
+//! block noise), and the step's input `(1 - sigma) x0 + sigma start`. The DiT predicts a velocity;
+//! the loss is on the clean latents it implies (`x - sigma v`), which is what the DMD step keeps.
+
+use std::collections::HashMap;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Distribution, ElementConversion, Tensor};
+use helios_model::config::TransformerConfig;
+use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
+use helios_model::pipeline::HistoryBuffer;
+use helios_model::pipeline::HistoryLayout;
+use helios_model::pipeline::denoise::pyramid_schedule;
+use helios_model::random::random_transformer;
+use helios_model::scheduler::pyramid::{downsample, renoise, upsample_nearest2x};
+use helios_model::scheduler::{BlockNoise, FlowScheduler, Renoise, pyramid_stage_sizes};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{Result, TrainError};
+use crate::schedule::LearningRate;
+use crate::{Progress, TrainPart};
+
+/// How the DiT is trained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DitTraining {
+    /// Optimiser steps (one chunk each).
+    pub steps: usize,
+    /// Peak learning rate (AdamW).
+    pub learning_rate: f64,
+    /// Denoising steps per pyramid stage of the sampler trained for.
+    pub steps_per_stage: usize,
+    /// Chance that a later chunk's history (and prefix) is dropped.
+    pub history_dropout: f64,
+}
+
+impl Default for DitTraining {
+    fn default() -> Self {
+        Self {
+            steps: 3000,
+            learning_rate: 1e-3,
+            steps_per_stage: 2,
+            history_dropout: 0.1,
+        }
+    }
+}
+
+/// The VAE latents of one clip: `[1, c, chunks * 9, h, w]` (normalised), and each chunk's caption.
+#[derive(Debug, Clone)]
+pub struct LatentClip<B: Backend> {
+    /// The chunks' latents, one after another.
+    pub latents: Tensor<B, 5>,
+    /// One caption per chunk.
+    pub captions: Vec<String>,
+}
+
+/// One (stage, step) point of the sampler.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    stage: usize,
+    step: usize,
+    timestep: f64,
+    sigma: f64,
+}
+
+/// Every point the pyramid sampler visits for a chunk of latents `[t, h, w]`, and the re-noise of
+/// each stage above the first.
+fn sampler_points(
+    scheduler: &FlowScheduler,
+    patch: [usize; 3],
+    chunk: [usize; 3],
+    steps: usize,
+) -> Result<(Vec<Point>, Vec<Option<Renoise>>)> {
+    let [t, h, w] = chunk;
+    let stages = scheduler.stages();
+    let sizes = pyramid_stage_sizes(h, w, stages)?;
+    let mut points = Vec::new();
+    let mut renoises = Vec::new();
+    for stage in 0..stages {
+        let [sh, sw] = sizes[stage.saturating_sub(1)];
+        let schedule = pyramid_schedule(scheduler, patch, steps, stage, [t, sh, sw], false)?;
+        for s in schedule.steps() {
+            points.push(Point {
+                stage,
+                step: s.index,
+                timestep: s.timestep_i64 as f64,
+                sigma: s.sigma,
+            });
+        }
+        renoises.push(if stage > 0 {
+            Some(scheduler.renoise(stage)?)
+        } else {
+            None
+        });
+    }
+    Ok((points, renoises))
+}
+
+/// Clean latents `times` pyramid stages down: bilinear halvings at the latents' own scale (the
+/// pipeline's down-sampling doubles values at each halving to keep noise at unit variance).
+fn clean_at<B: Backend>(x0: Tensor<B, 5>, times: usize) -> Result<Tensor<B, 5>> {
+    Ok(downsample(x0, times)?.div_scalar((1u32 << times) as f32))
+}
+
+/// Trains a DiT of `config` from random weights on `clips`, with `embed` giving the prompt
+/// embeddings of a caption (on the inner backend).
+#[allow(clippy::too_many_arguments)]
+pub fn train_dit<B: AutodiffBackend>(
+    config: &TransformerConfig,
+    scheduler: &FlowScheduler,
+    layout: HistoryLayout,
+    clips: &[LatentClip<B::InnerBackend>],
+    embeddings: &HashMap<String, Tensor<B::InnerBackend, 3>>,
+    options: &DitTraining,
+    seed: u64,
+    device: &B::Device,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<HeliosTransformer3DModel<B::InnerBackend>> {
+    let Some(first) = clips.first() else {
+        return Err(TrainError::Options("no training clips".into()));
+    };
+    let [_, channels, _, h, w] = first.latents.dims();
+    let chunk = layout.chunk;
+    let patch = config.patch_size;
+    let (points, renoises) =
+        sampler_points(scheduler, patch, [chunk, h, w], options.steps_per_stage)?;
+    let stages = scheduler.stages();
+    let block = BlockNoise::new(scheduler.gamma(), [patch[1], patch[2]])?;
+    let indices = layout.indices().current;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let model = random_transformer::<B>(config, None, Precision::F32, seed, device)?;
+    let mut model = crate::init::identity_start(model, seed, device);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
+    let schedule = LearningRate::new(options.learning_rate, options.steps);
+
+    for step in 0..options.steps {
+        let clip = &clips[rng.random_range(0..clips.len())];
+        let chunks = clip.latents.dims()[2] / chunk;
+        let k = rng.random_range(0..chunks.max(1));
+        let caption = clip.captions.get(k).cloned().unwrap_or_default();
+        let Some(text) = embeddings.get(&caption) else {
+            return Err(TrainError::Options(format!(
+                "no prompt embedding for the caption {caption:?}"
+            )));
+        };
+        let x0: Tensor<B, 5> = Tensor::from_inner(clip.latents.clone().narrow(2, k * chunk, chunk));
+
+        // The history and prefix inference would hold before chunk k.
+        let mut history = HistoryBuffer::<B>::zeros(layout, channels, h, w, device);
+        let drop = k > 0 && rng.random_bool(options.history_dropout);
+        let prefix = if k > 0 && !drop {
+            history.push(Tensor::from_inner(clip.latents.clone().narrow(
+                2,
+                0,
+                k * chunk,
+            )))?;
+            Tensor::from_inner(clip.latents.clone().narrow(2, 0, 1))
+        } else {
+            Tensor::zeros([1, channels, 1, h, w], device)
+        };
+
+        let point = points[rng.random_range(0..points.len())];
+        let target = clean_at(x0.clone(), stages - 1 - point.stage)?;
+        let dims = target.dims();
+        let start = match renoises.get(point.stage).copied().flatten() {
+            None => Tensor::random(dims, Distribution::Normal(0.0, 1.0), device),
+            Some(coefficients) => {
+                let up = upsample_nearest2x(clean_at(x0, stages - point.stage)?);
+                let z_shape = block.z_shape(dims)?;
+                let z = Tensor::random(z_shape, Distribution::Normal(0.0, 1.0), device);
+                renoise(up, block.sample(z, dims)?, coefficients)?
+            }
+        };
+        let sigma = point.sigma as f32;
+        let input = if point.step == 0 {
+            start
+        } else {
+            target.clone().mul_scalar(1.0 - sigma) + start.mul_scalar(sigma)
+        };
+        let velocity = model.forward(DitInput {
+            hidden_states: input.clone(),
+            timesteps: vec![point.timestep],
+            encoder_hidden_states: Tensor::from_inner(text.clone()),
+            indices: indices.clone(),
+            history: Some(history.terms(prefix)),
+        })?;
+        let predicted = input - velocity.mul_scalar(sigma);
+        let loss = (predicted - target).powi_scalar(2).mean();
+        let value: f32 = loss.clone().into_scalar().elem();
+        if !value.is_finite() {
+            return Err(TrainError::Diverged {
+                part: "transformer",
+                step,
+                loss: value,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(schedule.at(step), model, grads);
+        progress(Progress {
+            part: TrainPart::Transformer,
+            step: step + 1,
+            steps: options.steps,
+            loss: value,
+        });
+    }
+    Ok(model.valid())
+}

@@ -1,0 +1,203 @@
+//! Stage 1: the Wan VAE trained as an autoencoder on the face frames.
+//!
+//! Each step encodes a short random window of a clip (1 + 4k frames, a random crop: the VAE is
+//! convolutional), samples the posterior, decodes it and takes an L1 + L2 reconstruction loss with
+//! a small KL term. The causal encoder and decoder run exactly as in inference (first frame alone,
+//! then groups of four, with the causal cache), so the first-frame path is trained too.
+
+use burn::module::{AutodiffModule, Param};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Distribution, ElementConversion, Tensor};
+use helios_model::config::VaeConfig;
+use helios_model::random::random_vae;
+use helios_model::vae::{AutoencoderKLWan, CausalConvCache, WanVae};
+use image::RgbImage;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::data::video_tensor;
+use crate::error::{Result, TrainError};
+use crate::schedule::LearningRate;
+use crate::{Progress, TrainPart};
+
+/// How the VAE is trained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaeTraining {
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Peak learning rate (AdamW).
+    pub learning_rate: f64,
+    /// Frames per window (`1 + 4k`).
+    pub frames: usize,
+    /// Side of the square crop (a multiple of 8).
+    pub crop: u32,
+    /// Weight of the KL term.
+    pub kl_weight: f32,
+}
+
+impl Default for VaeTraining {
+    fn default() -> Self {
+        Self {
+            steps: 1500,
+            learning_rate: 3e-3,
+            frames: 5,
+            crop: 64,
+            kl_weight: 1e-6,
+        }
+    }
+}
+
+fn crop(frames: &[RgbImage], x: u32, y: u32, side: u32) -> Vec<RgbImage> {
+    frames
+        .iter()
+        .map(|f| image::imageops::crop_imm(f, x, y, side, side).to_image())
+        .collect()
+}
+
+/// Trains a VAE of `config` from random weights on windows of `videos` (each a run of frames).
+pub fn train_vae<B: AutodiffBackend>(
+    config: &VaeConfig,
+    videos: &[Vec<RgbImage>],
+    options: &VaeTraining,
+    seed: u64,
+    device: &B::Device,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<AutoencoderKLWan<B::InnerBackend>> {
+    let frames = options.frames;
+    if frames == 0
+        || !(frames - 1).is_multiple_of(4)
+        || options.crop == 0
+        || !options.crop.is_multiple_of(8)
+    {
+        return Err(TrainError::Options(format!(
+            "VAE windows need 1 + 4k frames and a crop that is a multiple of 8 (got {frames} frames, crop {})",
+            options.crop
+        )));
+    }
+    let usable: Vec<&Vec<RgbImage>> = videos
+        .iter()
+        .filter(|v| {
+            v.len() >= frames
+                && v.first()
+                    .is_some_and(|f| f.width() >= options.crop && f.height() >= options.crop)
+        })
+        .collect();
+    if usable.is_empty() {
+        return Err(TrainError::Options(
+            "no video is long and large enough for a VAE window".into(),
+        ));
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut model: AutoencoderKLWan<B> = random_vae::<B>(config, seed, device).model().clone();
+    // Start with a near-deterministic posterior (log-variance -8): the pipelines sample it when
+    // they encode a conditioning image, so it must stay narrow, and the reconstruction can use the
+    // latents from the first step instead of first learning to shrink the noise.
+    let z = config.z_dim;
+    let bias = model.quant_conv.bias.val().inner();
+    let device_inner = bias.device();
+    let bias = Tensor::cat(
+        vec![bias.narrow(0, 0, z), Tensor::full([z], -8.0, &device_inner)],
+        0,
+    );
+    model.quant_conv.bias = Param::from_tensor(Tensor::from_inner(bias));
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let schedule = LearningRate::new(options.learning_rate, options.steps);
+    for step in 0..options.steps {
+        let video = usable[rng.random_range(0..usable.len())];
+        let start = rng.random_range(0..=video.len() - frames);
+        let (w, h) = (video[0].width(), video[0].height());
+        let x = rng.random_range(0..=(w - options.crop) / 8) * 8;
+        let y = rng.random_range(0..=(h - options.crop) / 8) * 8;
+        let window = crop(&video[start..start + frames], x, y, options.crop);
+        let input = video_tensor::<B>(&window, device);
+
+        let vae = WanVae::from_parts(model.clone(), config.clone());
+        let posterior = vae.encode(input.clone())?;
+        let eps = Tensor::random(
+            posterior.mean.dims(),
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        let z = posterior.sample(eps)?;
+        let recon = decode_unclamped(&model, z);
+        let diff = recon - input;
+        let kl = (posterior.mean.clone().powi_scalar(2) + posterior.logvar.clone().exp()
+            - posterior.logvar
+            - 1.0)
+            .mean()
+            .mul_scalar(0.5);
+        let loss = diff.clone().abs().mean()
+            + diff.powi_scalar(2).mean()
+            + kl.mul_scalar(options.kl_weight);
+        let value: f32 = loss.clone().into_scalar().elem();
+        if !value.is_finite() {
+            return Err(TrainError::Diverged {
+                part: "vae",
+                step,
+                loss: value,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(schedule.at(step), model, grads);
+        progress(Progress {
+            part: TrainPart::Vae,
+            step: step + 1,
+            steps: options.steps,
+            loss: value,
+        });
+    }
+    Ok(model.valid())
+}
+
+/// The VAE decode without the final clamp to `[-1, 1]` (a clamped pixel passes no gradient).
+fn decode_unclamped<B: AutodiffBackend>(
+    model: &AutoencoderKLWan<B>,
+    z: Tensor<B, 5>,
+) -> Tensor<B, 5> {
+    let t = z.dims()[2];
+    let x = model.post_quant_conv.forward(z);
+    let mut cache = CausalConvCache::new();
+    let frames = (0..t)
+        .map(|i| model.decoder.forward(x.clone().narrow(2, i, 1), &mut cache))
+        .collect();
+    Tensor::cat(frames, 2)
+}
+
+/// Per-channel mean and standard deviation of the posterior means of `videos` (each `1 + 4k`
+/// frames), to normalise the DiT's latents (`latents_mean` / `latents_std` in the VAE config).
+pub fn latent_statistics<B: burn::tensor::backend::Backend>(
+    vae: &WanVae<B>,
+    videos: &[Vec<RgbImage>],
+    device: &B::Device,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let z = vae.config().z_dim;
+    let mut sum = vec![0f64; z];
+    let mut sq = vec![0f64; z];
+    let mut n = 0usize;
+    for video in videos {
+        let mean = vae.encode(video_tensor::<B>(video, device))?.mode();
+        let [_, c, t, h, w] = mean.dims();
+        let values: Vec<f32> = mean
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .unwrap_or_default();
+        let per = t * h * w;
+        for ch in 0..c.min(z) {
+            for &v in &values[ch * per..(ch + 1) * per] {
+                sum[ch] += v as f64;
+                sq[ch] += (v as f64) * (v as f64);
+            }
+        }
+        n += per;
+    }
+    let n = n.max(1) as f64;
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std: Vec<f32> = sq
+        .iter()
+        .zip(&sum)
+        .map(|(q, s)| ((q / n - (s / n) * (s / n)).max(1e-8).sqrt()) as f32)
+        .collect();
+    Ok((mean, std))
+}

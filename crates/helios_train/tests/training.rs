@@ -1,0 +1,142 @@
+//! The trainer's parts on real data at toy sizes: the losses fall, the checkpoint it writes loads.
+
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use helios_model::config::VaeConfig;
+use helios_train::data::training_clip;
+use helios_train::vae::{VaeTraining, train_vae};
+use helios_train::{Progress, TrainBackend};
+use image::imageops;
+
+#[test]
+fn the_vae_learns_to_reconstruct_a_window_it_sees_again_and_again() {
+    let config: VaeConfig = serde_json::from_value(helios_train::config::vae_untrained()).unwrap();
+    let clip = training_clip(3);
+    let frames: Vec<_> = clip.chunks[0][..5]
+        .iter()
+        .map(|f| imageops::resize(f, 32, 32, imageops::FilterType::Triangle))
+        .collect();
+    let options = VaeTraining {
+        steps: 80,
+        learning_rate: 3e-3,
+        frames: 5,
+        crop: 32,
+        kl_weight: 1e-6,
+    };
+    let mut losses = Vec::new();
+    train_vae::<TrainBackend>(
+        &config,
+        &[frames],
+        &options,
+        1,
+        &Default::default(),
+        &mut |p: Progress| losses.push(p.loss),
+    )
+    .unwrap();
+    let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
+    let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+    eprintln!("{losses:?}");
+    assert!(last < 0.3 * first, "loss {first} -> {last}");
+}
+
+#[test]
+fn the_dit_learns_the_chunks_of_a_clip_it_sees_again_and_again() {
+    use std::collections::HashMap;
+
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, Tensor};
+    use helios_model::config::{SchedulerConfig, TransformerConfig};
+    use helios_model::pipeline::HistoryLayout;
+    use helios_model::scheduler::FlowScheduler;
+    use helios_train::dit::{DitTraining, LatentClip, train_dit};
+
+    let mut config = helios_train::config::transformer();
+    config["num_layers"] = serde_json::json!(1);
+    config["num_attention_heads"] = serde_json::json!(2);
+    config["ffn_dim"] = serde_json::json!(64);
+    let config: TransformerConfig = serde_json::from_value(config).unwrap();
+    let scheduler: SchedulerConfig =
+        serde_json::from_value(helios_train::config::scheduler()).unwrap();
+    let scheduler = FlowScheduler::new(&scheduler).unwrap();
+    let device = Default::default();
+    // Two chunks of smooth latents (a low-resolution pattern up-sampled) and one caption.
+    let coarse = Tensor::<NdArray<f32>, 5>::random(
+        [1, 16, 18, 2, 2],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let latents = coarse.repeat_dim(3, 4).repeat_dim(4, 4);
+    let clip = LatentClip {
+        latents,
+        captions: vec!["a face".into(), "a face".into()],
+    };
+    let mut embeddings = HashMap::new();
+    embeddings.insert(
+        "a face".to_string(),
+        Tensor::<NdArray<f32>, 3>::random([1, 8, 32], Distribution::Normal(0.0, 1.0), &device),
+    );
+    let options = DitTraining {
+        steps: 600,
+        learning_rate: 3e-3,
+        steps_per_stage: 2,
+        history_dropout: 0.0,
+    };
+    let mut losses = Vec::new();
+    train_dit::<TrainBackend>(
+        &config,
+        &scheduler,
+        HistoryLayout::default(),
+        &[clip],
+        &embeddings,
+        &options,
+        2,
+        &device,
+        &mut |p: Progress| losses.push(p.loss),
+    )
+    .unwrap();
+    let first: f32 = losses[..150].iter().sum::<f32>() / 150.0;
+    let last: f32 = losses[losses.len() - 150..].iter().sum::<f32>() / 150.0;
+    assert!(
+        last < 0.5 * first,
+        "mean loss of the first and last 150 steps: {first} -> {last}"
+    );
+}
+
+#[test]
+fn the_demo_tokenizer_reads_each_caption_word_as_one_piece() {
+    use helios_faces::{Emotion, Lighting, SceneText};
+    use helios_model::text::PromptTokenizer;
+    use helios_train::data::{caption, caption_words};
+
+    let (json, _) = helios_train::config::tokenizer(&caption_words(8));
+    let dir = std::env::temp_dir().join(format!("helios-train-tok-{}", std::process::id()));
+    helios_train::config::write_json(&dir, "tokenizer.json", &json).unwrap();
+    let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for emotion in Emotion::ALL {
+        let text = caption(&SceneText::new(
+            "a pale round face with long red hair and green eyes",
+            emotion,
+            Some("Welcome, traveller."),
+            Lighting::default(),
+        ));
+        let tokens = tokenizer.tokenize(&[&text], 512).unwrap();
+        let ids = &tokens.ids[..tokens.seq_lens[0]];
+        let pieces: Vec<String> = ids
+            .iter()
+            .filter_map(|&id| tokenizer.id_to_token(id))
+            .collect();
+        assert!(
+            pieces.contains(&format!("\u{2581}{emotion}")),
+            "{emotion} is not one piece in {pieces:?}"
+        );
+        assert!(!ids.contains(&2), "an unknown piece in {pieces:?}");
+        let words = text.split_whitespace().count();
+        assert!(
+            ids.len() < 2 * words,
+            "{} pieces for {words} words: {pieces:?}",
+            ids.len()
+        );
+    }
+}
