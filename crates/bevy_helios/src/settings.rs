@@ -160,6 +160,9 @@ pub struct HeliosSettings {
     /// a float32 scale per 32 (about half the memory of bf16), for cards smaller than the model.
     #[reflect(ignore)]
     pub quantization: helios_model::dit::WeightQuantization,
+    /// Keep the DiT's last N blocks in host memory and move each to the GPU only while it runs
+    /// (layer offload, for a card too small for the model even quantised; slower). 0: none.
+    pub offload_blocks: usize,
     /// Hold real time when the GPU cannot: when a chunk takes longer to make than it plays
     /// for, the stream's denoising steps per stage drop (the full-resolution stage first) and
     /// come back when there is headroom. The steps of the last chunk are in
@@ -203,6 +206,7 @@ impl Default for HeliosSettings {
             prompt_interpolation_chunks: 2,
             template: PromptTemplate::default(),
             quantization: helios_model::dit::WeightQuantization::None,
+            offload_blocks: 0,
             adaptive_quality: true,
             remote: None,
         }

@@ -43,6 +43,10 @@ pub struct EngineArgs {
     /// float32 scale per 32, about half the memory of bf16)
     #[arg(long, value_enum, default_value_t = QuantizeChoice::None)]
     pub quantize: QuantizeChoice,
+    /// Keep the DiT's last N blocks in host memory and move each to the GPU only while it runs
+    /// (layer offload: for a model that does not fit the card even quantised; slower)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offload_blocks: usize,
 }
 
 /// Model, size, steps and backend options.
@@ -97,7 +101,9 @@ impl ModelArgs {
 
     /// How the checkpoint is loaded on backend `B`: the DiT's precision and quantisation.
     pub fn load_options<B: Backend>(&self, device: &B::Device) -> LoadOptions {
-        LoadOptions::at(self.precision::<B>(device)).quantized(self.engine.quantize.into())
+        LoadOptions::at(self.precision::<B>(device))
+            .quantized(self.engine.quantize.into())
+            .offloaded(self.engine.offload_blocks)
     }
 
     /// The DiT precision on backend `B`, with the backend's default filled in.

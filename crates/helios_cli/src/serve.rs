@@ -72,6 +72,7 @@ impl ServeArgs {
                 Some(PrecisionChoice::Half) => EnginePrecision::Half,
             },
             quantization: args.quantize.into(),
+            offload_blocks: args.offload_blocks,
             ..EngineConfig::default()
         };
         let mut config = ServeConfig::new(self.addr, engine);

@@ -439,6 +439,24 @@ pub struct LoadReport {
     pub conversions: BTreeMap<String, usize>,
     /// Tensors stored quantised ([`DtypePolicy::quantize`]).
     pub quantized: usize,
+    /// Bytes of the parameters kept in host memory and moved to the device only while they are
+    /// used (offloaded DiT blocks); not counted in `bytes_stored`.
+    pub bytes_offloaded: usize,
+}
+
+impl LoadReport {
+    /// Adds what another load of the same part applied.
+    pub fn merge(&mut self, other: LoadReport) {
+        self.applied.extend(other.applied);
+        self.ignored.extend(other.ignored);
+        self.bytes_read += other.bytes_read;
+        self.bytes_stored += other.bytes_stored;
+        self.bytes_offloaded += other.bytes_offloaded;
+        self.quantized += other.quantized;
+        for (conversion, n) in other.conversions {
+            *self.conversions.entry(conversion).or_default() += n;
+        }
+    }
 }
 
 impl std::fmt::Display for LoadReport {
@@ -457,6 +475,13 @@ impl std::fmt::Display for LoadReport {
         }
         if self.quantized > 0 {
             write!(f, ", {} quantised", self.quantized)?;
+        }
+        if self.bytes_offloaded > 0 {
+            write!(
+                f,
+                ", {:.1} MiB offloaded to host memory",
+                mib(self.bytes_offloaded)
+            )?;
         }
         if !self.ignored.is_empty() {
             write!(f, ", {} unused keys ignored", self.ignored.len())?;
@@ -627,11 +652,28 @@ pub fn load_module_as<B: Backend, M: Module<B>>(
     policy: DtypePolicy,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<(M, LoadReport)> {
+    let (module, report) = load_module_part(module, set, map, policy, &[], progress)?;
+    let report = check_all_used(set, map, report, &BTreeSet::new())?;
+    log_report(&report);
+    Ok((module, report))
+}
+
+/// Loads the float parameters of `module`, a part of a larger model found at the burn path `root`
+/// (`["blocks", "38"]`), from `set`: paths are `root` joined with the module's own. Keys of `set`
+/// outside the module are not checked (see [`check_all_used`]); `report.applied` lists what was read.
+pub fn load_module_part<B: Backend, M: Module<B>>(
+    module: M,
+    set: &SafetensorsSet,
+    map: &KeyMap,
+    policy: DtypePolicy,
+    root: &[String],
+    progress: &mut dyn FnMut(LoadProgress),
+) -> Result<(M, LoadReport)> {
     let mut loader = Loader::<B> {
         set,
         map,
         policy,
-        path: Vec::new(),
+        path: root.to_vec(),
         used: BTreeSet::new(),
         error: None,
         report: LoadReport {
@@ -646,13 +688,27 @@ pub fn load_module_as<B: Backend, M: Module<B>>(
         return Err(e);
     }
     let mut report = loader.report;
+    report.applied = loader.used.into_iter().collect();
+    Ok((module, report))
+}
+
+/// Fails when `set` holds tensors that neither `report.applied` nor `also_used` name and that
+/// `map` does not ignore; lists the ignored ones in the report.
+pub fn check_all_used(
+    set: &SafetensorsSet,
+    map: &KeyMap,
+    mut report: LoadReport,
+    also_used: &BTreeSet<String>,
+) -> Result<LoadReport> {
+    let applied: BTreeSet<&str> = report.applied.iter().map(String::as_str).collect();
     let mut unexpected = Vec::new();
+    let mut ignored = Vec::new();
     for key in set.keys() {
-        if loader.used.contains(key) {
+        if applied.contains(key) || also_used.contains(key) {
             continue;
         }
         if map.ignore_unused.iter().any(|p| key.contains(p)) {
-            report.ignored.push(key.to_string());
+            ignored.push(key.to_string());
         } else {
             unexpected.push(key.to_string());
         }
@@ -664,16 +720,21 @@ pub fn load_module_as<B: Backend, M: Module<B>>(
             keys: unexpected,
         });
     }
-    report.applied = loader.used.into_iter().collect();
+    report.ignored = ignored;
+    Ok(report)
+}
+
+/// Logs what a load applied.
+pub fn log_report(report: &LoadReport) {
     tracing::info!(
         part = report.part,
         tensors = report.applied.len(),
         bytes_read = report.bytes_read,
         bytes_stored = report.bytes_stored,
+        bytes_offloaded = report.bytes_offloaded,
         conversions = ?report.conversions,
         "weights loaded"
     );
-    Ok((module, report))
 }
 
 /// A lazily zero-initialised parameter: nothing is allocated until the loader replaces it (or the

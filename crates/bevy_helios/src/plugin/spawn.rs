@@ -60,6 +60,7 @@ fn engine_config(settings: &HeliosSettings, shared: Option<&SharedWgpuDevice>) -
         backend: settings.backend.into(),
         precision: settings.precision.into(),
         quantization: settings.quantization,
+        offload_blocks: settings.offload_blocks,
         gpu_frames: settings.upload == UploadPath::GpuResident && shared_wgpu.is_some(),
         shared_wgpu,
     }

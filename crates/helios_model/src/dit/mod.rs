@@ -11,6 +11,7 @@ pub mod block;
 pub mod embed;
 pub mod memory;
 pub mod model;
+pub mod offload;
 pub mod precision;
 pub mod quantize;
 pub mod rope;

@@ -5,6 +5,7 @@
 //! ([`super::memory`]), 3-axis RoPE, time/text conditioning with the t = 0 embedding for history
 //! tokens, the blocks, the output norm and unpatchify.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use burn::module::{Module, Param};
@@ -16,13 +17,15 @@ use super::attention::Rotary;
 use super::block::{BlockSettings, HeliosTransformerBlock, Segment, layer_norm};
 use super::embed::{HeliosTimeTextEmbedding, PatchEmbed};
 use super::memory::{History, compact_history};
+use super::offload::HostBlock;
 use super::precision::Precision;
 use super::quantize::WeightQuantization;
 use super::rope::{HeliosRope, RopeTable};
 use crate::config::{TransformerConfig, read_json};
 use crate::error::{Error, Result};
 use crate::weights::{
-    DtypePolicy, KeyMap, LoadProgress, LoadReport, SafetensorsSet, lazy_zeros, load_module_as,
+    DtypePolicy, KeyMap, LoadProgress, LoadReport, SafetensorsSet, check_all_used, lazy_zeros,
+    load_module_as, load_module_part, log_report,
 };
 
 /// diffusers `HeliosOutputNorm`: affine-free LayerNorm modulated by `scale_shift_table + temb`.
@@ -78,6 +81,12 @@ pub struct HeliosTransformer3DModel<B: Backend> {
     rope: HeliosRope,
     #[module(skip)]
     precision: Precision,
+    /// The hyper-parameters of a block (to rebuild offloaded blocks).
+    #[module(skip)]
+    settings: BlockSettings,
+    /// The last blocks, kept in host memory (layer offload); they run after `blocks`.
+    #[module(skip)]
+    offloaded: Vec<HostBlock>,
 }
 
 /// Burn paths → diffusers keys (only the real renames; field names follow the checkpoint).
@@ -128,6 +137,8 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
             config: config.clone(),
             rope: HeliosRope::new(config.rope_dim, config.rope_theta),
             precision: Precision::F32,
+            settings,
+            offloaded: Vec::new(),
         }
     }
 
@@ -162,23 +173,72 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         quantization: WeightQuantization,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<(Self, LoadReport)> {
+        Self::load_offloaded(dir, device, precision, quantization, 0, progress)
+    }
+
+    /// [`Self::load_quantized`] with the last `offload_blocks` blocks kept in host memory (layer
+    /// offload, see [`super::offload`]): each is loaded, converted and quantised like the others,
+    /// then moved to host memory before the next one is read, and goes to the device only for its
+    /// own forward pass. Fails if `offload_blocks` exceeds the model's blocks.
+    pub fn load_offloaded(
+        dir: &Path,
+        device: &B::Device,
+        precision: Precision,
+        quantization: WeightQuantization,
+        offload_blocks: usize,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<(Self, LoadReport)> {
         let config_path = dir.join("config.json");
         let config: TransformerConfig = read_json(&config_path)?;
         config.validate(&config_path)?;
+        if offload_blocks > config.num_layers {
+            return Err(Error::InvalidRequest(format!(
+                "{offload_blocks} DiT blocks to offload; the model has {}",
+                config.num_layers
+            )));
+        }
         let set = SafetensorsSet::open("transformer", dir, "diffusion_pytorch_model")?;
         let policy = DtypePolicy {
             quantize: quantization.policy::<B>(device),
             ..precision.dtype_policy()
         };
-        let (mut model, report) = load_module_as(
-            Self::new(&config, device),
-            &set,
-            &key_map(),
-            policy,
-            progress,
-        )?;
+        let map = key_map();
+        let resident = config.num_layers - offload_blocks;
+        let mut skeleton = Self::new(&config, device);
+        skeleton.blocks.truncate(resident);
+        let (mut model, mut report) =
+            load_module_part(skeleton, &set, &map, policy, &[], progress)?;
+        let mut offloaded_keys = BTreeSet::new();
+        for i in resident..config.num_layers {
+            let root = ["blocks".to_string(), i.to_string()];
+            let (block, part) = load_module_part(
+                HeliosTransformerBlock::<B>::new(model.settings, device),
+                &set,
+                &map,
+                policy,
+                &root,
+                progress,
+            )?;
+            let host = HostBlock::from_block(block);
+            report.bytes_offloaded += part.bytes_stored;
+            offloaded_keys.extend(part.applied.iter().cloned());
+            report.merge(LoadReport {
+                bytes_stored: 0,
+                applied: Vec::new(),
+                ..part
+            });
+            model.offloaded.push(host);
+        }
+        let mut report = check_all_used(&set, &map, report, &offloaded_keys)?;
+        report.applied.extend(offloaded_keys);
+        log_report(&report);
         model.precision = precision;
         Ok((model, report))
+    }
+
+    /// DiT blocks kept in host memory (layer offload).
+    pub fn offloaded_blocks(&self) -> usize {
+        self.offloaded.len()
     }
 
     /// Builds the model for `config` and loads `set` into it, in float32.
@@ -213,7 +273,8 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
     /// The model at compute precision `precision`: parameters outside diffusers'
     /// `_keep_in_fp32_modules` are cast (or rounded) to it on the device; inputs are cast as the
     /// pipeline does. Needs the float32 model first: to load a checkpoint at a precision, use
-    /// [`Self::load_at`].
+    /// [`Self::load_at`]. Offloaded blocks keep the dtype they were loaded at: load them at their
+    /// precision ([`Self::load_offloaded`]).
     pub fn with_precision(self, precision: Precision) -> Self {
         let mut model = precision.apply(self);
         model.precision = precision;
@@ -410,6 +471,12 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         let mut x = x;
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x, text.clone(), &segments, &rotary, current_len, p);
+            emit(&format!("block{i}_output"), &|| x.to_data());
+        }
+        for (j, host) in self.offloaded.iter().enumerate() {
+            let block = host.upload::<B>(self.settings, &device)?;
+            x = block.forward(x, text.clone(), &segments, &rotary, current_len, p);
+            let i = self.blocks.len() + j;
             emit(&format!("block{i}_output"), &|| x.to_data());
         }
 

@@ -58,6 +58,9 @@ pub struct LoadOptions {
     pub precision: Precision,
     /// Weight-only quantisation of the DiT's block weights, applied as they are read.
     pub quantization: WeightQuantization,
+    /// The DiT's last blocks kept in host memory and moved to the device only for their own
+    /// forward pass (layer offload, for a model that does not fit the card).
+    pub offload_blocks: usize,
 }
 
 impl LoadOptions {
@@ -66,6 +69,15 @@ impl LoadOptions {
         Self {
             precision,
             quantization: WeightQuantization::None,
+            offload_blocks: 0,
+        }
+    }
+
+    /// The same options with the DiT's last `blocks` blocks offloaded to host memory.
+    pub fn offloaded(self, blocks: usize) -> Self {
+        Self {
+            offload_blocks: blocks,
+            ..self
         }
     }
 
@@ -110,11 +122,12 @@ impl<B: Backend> HeliosPipeline<B> {
         let scheduler = FlowScheduler::new(&checkpoint.scheduler)?;
         let text =
             TextEncoder::load_with_progress(dir, device, &mut |p| progress(Part::TextEncoder, p))?;
-        let (dit, dit_report) = HeliosTransformer3DModel::load_quantized(
+        let (dit, dit_report) = HeliosTransformer3DModel::load_offloaded(
             &checkpoint.part_dir("transformer"),
             device,
             options.precision,
             options.quantization,
+            options.offload_blocks,
             &mut |p| progress(Part::Transformer, p),
         )?;
         let vae = WanVae::load_with_progress(&checkpoint.part_dir("vae"), device, &mut |p| {

@@ -46,6 +46,9 @@ pub struct EngineConfig {
     pub precision: EnginePrecision,
     /// Weight-only quantisation of the DiT's block weights.
     pub quantization: helios_model::dit::WeightQuantization,
+    /// The DiT's last blocks kept in host memory, moved to the GPU only while they run (layer
+    /// offload, for a model that does not fit the card even quantised).
+    pub offload_blocks: usize,
 }
 
 /// A loaded model serving several streams. It is built on the worker thread and never leaves it,

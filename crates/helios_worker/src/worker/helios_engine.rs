@@ -53,7 +53,9 @@ impl<B: Backend> HeliosEngine<B> {
             Some(dir) => dir.clone(),
             None => helios_model::embedded::default_model_dir()?,
         };
-        let options = LoadOptions::at(precision).quantized(config.quantization);
+        let options = LoadOptions::at(precision)
+            .quantized(config.quantization)
+            .offloaded(config.offload_blocks);
         let pipeline = HeliosPipeline::load_with(&dir, device, options)?;
         Ok(Self {
             pipeline: Arc::new(pipeline),
