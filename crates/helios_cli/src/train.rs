@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use burn::backend::Autodiff;
 use clap::Args;
-use helios_train::{Progress, TrainOptions, TrainPart, train_demo};
+use helios_train::{Progress, TrainOptions, TrainPart, train_demo, train_demo_on};
+
+use crate::backend::{BackendChoice, Gpu};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `helios train-demo`.
@@ -28,6 +31,9 @@ pub struct TrainArgs {
     /// Write preview images (VAE reconstructions) into this folder.
     #[arg(long)]
     pub preview: Option<PathBuf>,
+    /// Backend the VAE and the DiT train on (the data are made on the CPU)
+    #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
+    pub backend: BackendChoice,
 }
 
 fn bar(steps: usize, what: &str) -> ProgressBar {
@@ -57,7 +63,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         options.dit_clips = clips;
     }
     let mut current: Option<(TrainPart, ProgressBar, f32)> = None;
-    let report = train_demo(&args.out, &options, &mut |p: Progress| {
+    let mut on_step = |p: Progress| {
         if current.as_ref().is_none_or(|(part, _, _)| *part != p.part) {
             if let Some((_, bar, _)) = current.take() {
                 bar.finish();
@@ -75,7 +81,22 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 tracing::info!(part = ?p.part, step = p.step, steps = p.steps, loss = *smoothed, "training");
             }
         }
-    })
+    };
+    let report = match args.backend {
+        BackendChoice::Ndarray => train_demo(&args.out, &options, &mut on_step),
+        BackendChoice::Wgpu => {
+            train_demo_on::<Autodiff<Gpu>>(&args.out, &options, &Default::default(), &mut on_step)
+        }
+        #[cfg(feature = "cuda")]
+        BackendChoice::Cuda => train_demo_on::<Autodiff<crate::backend::CudaGpu>>(
+            &args.out,
+            &options,
+            &crate::backend::cuda_device()?,
+            &mut on_step,
+        ),
+        #[cfg(not(feature = "cuda"))]
+        BackendChoice::Cuda => return Err(crate::backend::cuda_not_built()),
+    }
     .with_context(|| format!("training the demo model into {}", args.out.display()))?;
     if let Some((_, bar, _)) = current.take() {
         bar.finish();

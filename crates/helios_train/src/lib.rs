@@ -29,6 +29,7 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use helios_model::config::{SchedulerConfig, TextEncoderConfig, TransformerConfig, VaeConfig};
 use helios_model::pipeline::HistoryLayout;
 use helios_model::pipeline::request::DEFAULT_MAX_SEQUENCE_LENGTH;
@@ -114,10 +115,27 @@ fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> 
         .map_err(|e| TrainError::Options(format!("a built-in config does not parse: {e}")))
 }
 
-/// Trains the demo model and writes it to `out` (a diffusers-layout folder).
+/// Moves a tensor of the CPU backend that prepares the data to the training backend.
+fn to_device<B: Backend, const D: usize>(t: Tensor<Inner, D>, device: &B::Device) -> Tensor<B, D> {
+    Tensor::from_data(t.into_data(), device)
+}
+
+/// Trains the demo model on the CPU ([`TrainBackend`]) and writes it to `out` (a diffusers-layout
+/// folder).
 pub fn train_demo(
     out: &Path,
     options: &TrainOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainReport> {
+    train_demo_on::<TrainBackend>(out, options, &Default::default(), progress)
+}
+
+/// [`train_demo`] with the VAE and the DiT trained on backend `B` (a GPU where one is lent); the
+/// data are made on the CPU.
+pub fn train_demo_on<B: AutodiffBackend>(
+    out: &Path,
+    options: &TrainOptions,
+    train_device: &B::Device,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainReport> {
     let device = Default::default();
@@ -163,12 +181,12 @@ pub fn train_demo(
         .flat_map(|i| data::training_clip(seed.wrapping_add(1_000_000 + i)).chunks)
         .collect();
     let mut vae_losses = Vec::new();
-    let vae_model = vae::train_vae::<TrainBackend>(
+    let vae_model = vae::train_vae::<B>(
         &vae_config,
         &videos,
         &options.vae,
         seed ^ 0x0a3e,
-        &device,
+        train_device,
         &mut |p| {
             vae_losses.push(p.loss);
             progress(p);
@@ -176,7 +194,7 @@ pub fn train_demo(
     )?;
     let unit = WanVae::from_parts(vae_model.clone(), vae_config);
     let probe: Vec<_> = videos.iter().take(24).cloned().collect();
-    let (mean, std) = vae::latent_statistics(&unit, &probe, &device)?;
+    let (mean, std) = vae::latent_statistics(&unit, &probe, train_device)?;
     let vae_dir = out.join("vae");
     config::write_json(&vae_dir, "config.json", &config::vae(&mean, &std))?;
     save_vae(&vae_model, &vae_dir)?;
@@ -191,7 +209,7 @@ pub fn train_demo(
     let started = Instant::now();
     let vae = WanVae::<Inner>::load(&vae_dir, &device)?;
     let mut clips = Vec::with_capacity(options.dit_clips);
-    let mut embeddings: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
+    let mut embeddings: HashMap<String, Tensor<B::InnerBackend, 3>> = HashMap::new();
     for i in 0..options.dit_clips as u64 {
         let clip = data::training_clip(seed.wrapping_add(i));
         let mut latents = Vec::with_capacity(clip.chunks.len());
@@ -202,11 +220,11 @@ pub fn train_demo(
         for caption in &clip.captions {
             if !embeddings.contains_key(caption) {
                 let e = text.encode(&[caption], DEFAULT_MAX_SEQUENCE_LENGTH)?;
-                embeddings.insert(caption.clone(), e);
+                embeddings.insert(caption.clone(), to_device(e, train_device));
             }
         }
         clips.push(dit::LatentClip {
-            latents: Tensor::cat(latents, 2),
+            latents: to_device(Tensor::cat(latents, 2), train_device),
             captions: clip.captions,
         });
     }
@@ -219,7 +237,7 @@ pub fn train_demo(
     config::write_json(&transformer_dir, "config.json", &transformer_config)?;
     let scheduler = FlowScheduler::new(&parse::<SchedulerConfig>(config::scheduler())?)?;
     let mut dit_losses = Vec::new();
-    let dit = dit::train_dit::<TrainBackend>(
+    let dit = dit::train_dit::<B>(
         &parse::<TransformerConfig>(transformer_config)?,
         &scheduler,
         HistoryLayout::default(),
@@ -227,7 +245,7 @@ pub fn train_demo(
         &embeddings,
         &options.dit,
         seed ^ 0xd17,
-        &device,
+        train_device,
         &mut |p| {
             dit_losses.push(p.loss);
             progress(p);

@@ -140,3 +140,50 @@ fn the_demo_tokenizer_reads_each_caption_word_as_one_piece() {
         );
     }
 }
+
+#[test]
+fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use burn::backend::NdArray;
+    use helios_model::pipeline::{ChunkStream, GenerationParams, HeliosPipeline, StreamRequest};
+    use helios_train::{DitTraining, TrainOptions, train_demo};
+
+    let out = std::env::temp_dir().join(format!("helios-train-run-{}", std::process::id()));
+    let options = TrainOptions {
+        seed: 5,
+        vae_clips: 1,
+        dit_clips: 2,
+        vae: VaeTraining {
+            steps: 2,
+            ..VaeTraining::default()
+        },
+        dit: DitTraining {
+            steps: 2,
+            ..DitTraining::default()
+        },
+        preview: None,
+    };
+    let mut steps = 0;
+    let report = train_demo(&out, &options, &mut |_| steps += 1).unwrap();
+    assert_eq!(steps, 4);
+    assert!(report.vae_loss.is_finite() && report.dit_loss.is_finite());
+    let pipeline = HeliosPipeline::<NdArray<f32>>::load(&out, &Default::default());
+    let pipeline = Arc::new(pipeline.unwrap_or_else(|e| panic!("the written checkpoint: {e}")));
+    assert_eq!(pipeline.transformer().config().num_layers, 4);
+    let params = GenerationParams {
+        height: Some(128),
+        width: Some(128),
+        max_sequence_length: Some(64),
+        ..GenerationParams::default()
+    };
+    let request = StreamRequest::with_params("a happy face", params);
+    let chunk = ChunkStream::new(pipeline, request)
+        .unwrap()
+        .next_chunk(&AtomicBool::new(false))
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(chunk.frames.len(), 33);
+    assert_eq!((chunk.frames.width(), chunk.frames.height()), (128, 128));
+}
