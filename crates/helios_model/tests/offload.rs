@@ -80,3 +80,25 @@ fn offloading_more_blocks_than_the_model_has_is_an_error() {
         other => panic!("expected an invalid request, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn load_progress_counts_on_through_the_offloaded_blocks() {
+    use helios_model::pipeline::Part;
+
+    let options = LoadOptions::at(Precision::F32).offloaded(2);
+    let mut seen = Vec::new();
+    HeliosPipeline::<B>::load_with_options_progress(
+        &model_dir(),
+        &Default::default(),
+        options,
+        &mut |part, p| {
+            if part == Part::Transformer {
+                seen.push((p.loaded, p.total));
+            }
+        },
+    )
+    .unwrap();
+    assert!(seen.windows(2).all(|w| w[1].0 > w[0].0), "{seen:?}");
+    let &(last, total) = seen.last().unwrap();
+    assert_eq!(last, total, "every tensor counted once");
+}

@@ -211,13 +211,24 @@ impl<B: Backend> HeliosTransformer3DModel<B> {
         let mut offloaded_keys = BTreeSet::new();
         for i in resident..config.num_layers {
             let root = ["blocks".to_string(), i.to_string()];
+            // Progress counts on from the parts already read.
+            let (done, bytes) = (
+                report.applied.len() + offloaded_keys.len(),
+                report.bytes_read,
+            );
             let (block, part) = load_module_part(
                 HeliosTransformerBlock::<B>::new(model.settings, device),
                 &set,
                 &map,
                 policy,
                 &root,
-                progress,
+                &mut |p: LoadProgress| {
+                    progress(LoadProgress {
+                        loaded: done + p.loaded,
+                        bytes: bytes + p.bytes,
+                        ..p
+                    })
+                },
             )?;
             let host = HostBlock::from_block(block);
             report.bytes_offloaded += part.bytes_stored;
