@@ -15,9 +15,9 @@
 use std::collections::HashMap;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::AdamWConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Distribution, ElementConversion, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use helios_model::config::TransformerConfig;
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
 use helios_model::pipeline::HistoryBuffer;
@@ -31,6 +31,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::{Result, TrainError};
 use crate::schedule::LearningRate;
+use crate::step::{StepAt, optimiser_step};
 use crate::{Progress, TrainPart};
 
 /// How the DiT is trained.
@@ -198,22 +199,13 @@ pub fn train_dit<B: AutodiffBackend>(
         })?;
         let predicted = input - velocity.mul_scalar(sigma);
         let loss = (predicted - target).powi_scalar(2).mean();
-        let value: f32 = loss.clone().into_scalar().elem();
-        if !value.is_finite() {
-            return Err(TrainError::Diverged {
-                part: "transformer",
-                step,
-                loss: value,
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(schedule.at(step), model, grads);
-        progress(Progress {
+        let at = StepAt {
             part: TrainPart::Transformer,
-            step: step + 1,
+            step,
             steps: options.steps,
-            loss: value,
-        });
+            learning_rate: schedule.at(step),
+        };
+        model = optimiser_step(model, &mut optim, loss, at, progress)?;
     }
     Ok(model.valid())
 }

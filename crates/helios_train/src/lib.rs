@@ -21,6 +21,7 @@ mod error;
 mod init;
 mod preview;
 pub mod schedule;
+mod step;
 pub mod vae;
 
 use std::collections::HashMap;

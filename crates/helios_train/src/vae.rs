@@ -6,9 +6,9 @@
 //! then groups of four, with the causal cache), so the first-frame path is trained too.
 
 use burn::module::{AutodiffModule, Param};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Distribution, ElementConversion, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use helios_model::config::VaeConfig;
 use helios_model::random::random_vae;
 use helios_model::vae::{AutoencoderKLWan, CausalConvCache, WanVae};
@@ -19,6 +19,7 @@ use rand::{Rng, SeedableRng};
 use crate::data::video_tensor;
 use crate::error::{Result, TrainError};
 use crate::schedule::LearningRate;
+use crate::step::{StepAt, optimiser_step};
 use crate::{Progress, TrainPart};
 
 /// How the VAE is trained.
@@ -130,22 +131,13 @@ pub fn train_vae<B: AutodiffBackend>(
         let loss = diff.clone().abs().mean()
             + diff.powi_scalar(2).mean()
             + kl.mul_scalar(options.kl_weight);
-        let value: f32 = loss.clone().into_scalar().elem();
-        if !value.is_finite() {
-            return Err(TrainError::Diverged {
-                part: "vae",
-                step,
-                loss: value,
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(schedule.at(step), model, grads);
-        progress(Progress {
+        let at = StepAt {
             part: TrainPart::Vae,
-            step: step + 1,
+            step,
             steps: options.steps,
-            loss: value,
-        });
+            learning_rate: schedule.at(step),
+        };
+        model = optimiser_step(model, &mut optim, loss, at, progress)?;
     }
     Ok(model.valid())
 }
