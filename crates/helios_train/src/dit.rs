@@ -16,8 +16,8 @@ use std::collections::HashMap;
 
 use burn::module::AutodiffModule;
 use burn::optim::AdamWConfig;
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Distribution, Tensor};
 use helios_model::config::TransformerConfig;
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
 use helios_model::pipeline::HistoryBuffer;
@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::{Result, TrainError};
 use crate::schedule::LearningRate;
-use crate::step::{StepAt, optimiser_step};
+use crate::step::{StepAt, normal, optimiser_step};
 use crate::{Progress, TrainPart};
 
 /// How the DiT is trained.
@@ -176,11 +176,11 @@ pub fn train_dit<B: AutodiffBackend>(
         let target = clean_at(x0.clone(), stages - 1 - point.stage)?;
         let dims = target.dims();
         let start = match renoises.get(point.stage).copied().flatten() {
-            None => Tensor::random(dims, Distribution::Normal(0.0, 1.0), device),
+            None => normal(&mut rng, dims, device),
             Some(coefficients) => {
                 let up = upsample_nearest2x(clean_at(x0, stages - point.stage)?);
                 let z_shape = block.z_shape(dims)?;
-                let z = Tensor::random(z_shape, Distribution::Normal(0.0, 1.0), device);
+                let z = normal(&mut rng, z_shape, device);
                 renoise(up, block.sample(z, dims)?, coefficients)?
             }
         };

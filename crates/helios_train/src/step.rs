@@ -51,3 +51,16 @@ where
     });
     Ok(model)
 }
+
+/// Standard normal noise of `shape` drawn from the trainer's own generator (not the backend's
+/// process-wide one), so a run depends on its seed alone.
+pub(crate) fn normal<B: burn::tensor::backend::Backend, const D: usize>(
+    rng: &mut rand::rngs::StdRng,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    use rand_distr::{Distribution, StandardNormal};
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
+}

@@ -7,8 +7,8 @@
 
 use burn::module::{AutodiffModule, Param};
 use burn::optim::AdamWConfig;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Distribution, Tensor};
 use helios_model::config::VaeConfig;
 use helios_model::random::random_vae;
 use helios_model::vae::{AutoencoderKLWan, CausalConvCache, WanVae};
@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use crate::data::video_tensor;
 use crate::error::{Result, TrainError};
 use crate::schedule::LearningRate;
-use crate::step::{StepAt, optimiser_step};
+use crate::step::{StepAt, normal, optimiser_step};
 use crate::{Progress, TrainPart};
 
 /// How the VAE is trained.
@@ -115,11 +115,7 @@ pub fn train_vae<B: AutodiffBackend>(
 
         let vae = WanVae::from_parts(model.clone(), config.clone());
         let posterior = vae.encode(input.clone())?;
-        let eps = Tensor::random(
-            posterior.mean.dims(),
-            Distribution::Normal(0.0, 1.0),
-            device,
-        );
+        let eps = normal(&mut rng, posterior.mean.dims(), device);
         let z = posterior.sample(eps)?;
         let recon = decode_unclamped(&model, z);
         let diff = recon - input;

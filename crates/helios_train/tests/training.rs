@@ -40,16 +40,18 @@ fn the_vae_learns_to_reconstruct_a_window_it_sees_again_and_again() {
     assert!(last < 0.3 * first, "loss {first} -> {last}");
 }
 
-#[test]
-fn the_dit_learns_the_chunks_of_a_clip_it_sees_again_and_again() {
+/// Trains a one-block DiT for `steps` steps on two chunks of smooth random latents; the losses.
+fn toy_dit(steps: usize) -> Vec<f32> {
     use std::collections::HashMap;
 
     use burn::backend::NdArray;
-    use burn::tensor::{Distribution, Tensor};
+    use burn::tensor::{Tensor, TensorData};
     use helios_model::config::{SchedulerConfig, TransformerConfig};
     use helios_model::pipeline::HistoryLayout;
     use helios_model::scheduler::FlowScheduler;
     use helios_train::dit::{DitTraining, LatentClip, train_dit};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
 
     let mut config = helios_train::config::transformer();
     config["num_layers"] = serde_json::json!(1);
@@ -60,10 +62,16 @@ fn the_dit_learns_the_chunks_of_a_clip_it_sees_again_and_again() {
         serde_json::from_value(helios_train::config::scheduler()).unwrap();
     let scheduler = FlowScheduler::new(&scheduler).unwrap();
     let device = Default::default();
-    // Two chunks of smooth latents (a low-resolution pattern up-sampled) and one caption.
-    let coarse = Tensor::<NdArray<f32>, 5>::random(
-        [1, 16, 18, 2, 2],
-        Distribution::Normal(0.0, 1.0),
+    // Two chunks of smooth latents (a low-resolution pattern up-sampled) and one caption, drawn
+    // from a seeded generator of the test's own.
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut normal = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
+            .collect()
+    };
+    let coarse = Tensor::<NdArray<f32>, 5>::from_data(
+        TensorData::new(normal(16 * 18 * 4), [1, 16, 18, 2, 2]),
         &device,
     );
     let latents = coarse.repeat_dim(3, 4).repeat_dim(4, 4);
@@ -74,10 +82,10 @@ fn the_dit_learns_the_chunks_of_a_clip_it_sees_again_and_again() {
     let mut embeddings = HashMap::new();
     embeddings.insert(
         "a face".to_string(),
-        Tensor::<NdArray<f32>, 3>::random([1, 8, 32], Distribution::Normal(0.0, 1.0), &device),
+        Tensor::<NdArray<f32>, 3>::from_data(TensorData::new(normal(8 * 32), [1, 8, 32]), &device),
     );
     let options = DitTraining {
-        steps: 600,
+        steps,
         learning_rate: 3e-3,
         steps_per_stage: 2,
         history_dropout: 0.0,
@@ -95,12 +103,48 @@ fn the_dit_learns_the_chunks_of_a_clip_it_sees_again_and_again() {
         &mut |p: Progress| losses.push(p.loss),
     )
     .unwrap();
+    losses
+}
+
+#[test]
+fn the_dit_learns_the_chunks_of_a_clip_it_sees_again_and_again() {
+    let losses = toy_dit(600);
     let first: f32 = losses[..150].iter().sum::<f32>() / 150.0;
     let last: f32 = losses[losses.len() - 150..].iter().sum::<f32>() / 150.0;
     assert!(
         last < 0.5 * first,
         "mean loss of the first and last 150 steps: {first} -> {last}"
     );
+}
+
+#[test]
+fn training_is_reproducible_from_its_seed() {
+    assert_eq!(toy_dit(30), toy_dit(30));
+    let vae = || {
+        let config: VaeConfig =
+            serde_json::from_value(helios_train::config::vae_untrained()).unwrap();
+        let frames: Vec<_> = training_clip(4).chunks[1][..5]
+            .iter()
+            .map(|f| imageops::resize(f, 32, 32, imageops::FilterType::Triangle))
+            .collect();
+        let options = VaeTraining {
+            steps: 4,
+            crop: 32,
+            ..VaeTraining::default()
+        };
+        let mut losses = Vec::new();
+        train_vae::<TrainBackend>(
+            &config,
+            &[frames],
+            &options,
+            9,
+            &Default::default(),
+            &mut |p: Progress| losses.push(p.loss),
+        )
+        .unwrap();
+        losses
+    };
+    assert_eq!(vae(), vae());
 }
 
 #[test]
