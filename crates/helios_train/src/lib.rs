@@ -199,16 +199,16 @@ pub fn train_demo_on<B: AutodiffBackend>(
     let vae_dir = out.join("vae");
     config::write_json(&vae_dir, "config.json", &config::vae(&mean, &std))?;
     save_vae(&vae_model, &vae_dir)?;
+    // The VAE as the pipeline will load it (with its latent statistics), read back once.
+    let vae = WanVae::<Inner>::load(&vae_dir, &device)?;
     if let Some(dir) = &options.preview {
-        let trained = WanVae::<Inner>::load(&vae_dir, &device)?;
-        preview::reconstructions(&trained, &videos[videos.len().saturating_sub(4)..], dir)?;
+        preview::reconstructions(&vae, &videos[videos.len().saturating_sub(4)..], dir)?;
     }
     drop(videos);
     let vae_seconds = started.elapsed().as_secs_f64();
 
     // The DiT's data: normalised latents of each chunk, prompt embeddings of each caption.
     let started = Instant::now();
-    let vae = WanVae::<Inner>::load(&vae_dir, &device)?;
     let mut clips = Vec::with_capacity(options.dit_clips);
     let mut embeddings: HashMap<String, Tensor<B::InnerBackend, 3>> = HashMap::new();
     for i in 0..options.dit_clips as u64 {

@@ -63,11 +63,6 @@ impl HostBlock {
         }
     }
 
-    /// Bytes held in host memory.
-    pub fn bytes(&self) -> usize {
-        self.params.iter().map(|d| d.bytes.len()).sum()
-    }
-
     /// The block on `device`, rebuilt from the host copy.
     pub fn upload<B: Backend>(
         &self,
