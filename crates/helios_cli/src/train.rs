@@ -19,9 +19,13 @@ pub struct TrainArgs {
     /// Seed of the data, the initial weights and the noise (the shipped model: 0).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// VAE optimiser steps [default: the shipped model's].
+    /// VAE optimiser steps on single frames [default: the shipped model's].
     #[arg(long)]
     pub vae_steps: Option<usize>,
+    /// VAE optimiser steps on video windows, after the single-frame ones [default: the shipped
+    /// model's].
+    #[arg(long)]
+    pub vae_video_steps: Option<usize>,
     /// DiT optimiser steps [default: the shipped model's].
     #[arg(long)]
     pub dit_steps: Option<usize>,
@@ -54,7 +58,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ..TrainOptions::default()
     };
     if let Some(steps) = args.vae_steps {
-        options.vae.steps = steps;
+        options.vae.image_steps = steps;
+    }
+    if let Some(steps) = args.vae_video_steps {
+        options.vae.video_steps = steps;
     }
     if let Some(steps) = args.dit_steps {
         options.dit.steps = steps;

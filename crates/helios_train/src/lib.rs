@@ -19,7 +19,7 @@ pub mod data;
 pub mod dit;
 mod error;
 mod init;
-mod preview;
+pub mod preview;
 pub mod schedule;
 mod step;
 pub mod vae;

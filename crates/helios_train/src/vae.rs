@@ -1,14 +1,24 @@
 //! Stage 1: the Wan VAE trained as an autoencoder on the face frames.
 //!
-//! Each step encodes a short random window of a clip (1 + 4k frames, a random crop: the VAE is
-//! convolutional), samples the posterior, decodes it and takes an L1 + L2 reconstruction loss with
-//! a small KL term. The causal encoder and decoder run exactly as in inference (first frame alone,
-//! then groups of four, with the causal cache), so the first-frame path is trained too.
+//! Each step encodes frames (random crops where the crop is smaller than the frame; the default is
+//! the whole 128x128 frame, which trained faster than batches of 64x64 crops: the middle block's
+//! attention then sees the whole face, as at inference), samples the posterior, decodes it and
+//! takes an L1 + L2 reconstruction loss with a small KL term. The causal encoder and decoder run
+//! exactly as in inference (first frame alone, then groups of four, with the causal cache).
+//!
+//! Training starts from a VAE that treats a video frame by frame ([`per_frame_start`]): every
+//! causal convolution sees only its current frame, the encoder's time down-sampling keeps the last
+//! frame of each pair and the decoder's time up-sampling repeats each frame. Such a VAE is an image
+//! autoencoder, so most steps train it on single frames (a third of the work of a video frame per
+//! convolution: a lone frame's convolutions skip the taps that see the causal zero padding); the
+//! last steps train on short windows of video, where the temporal taps, which start at zero,
+//! learn motion.
 
-use burn::module::{AutodiffModule, Param};
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::optim::AdamWConfig;
-use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
 use helios_model::config::VaeConfig;
 use helios_model::random::random_vae;
 use helios_model::vae::{AutoencoderKLWan, CausalConvCache, WanVae};
@@ -25,25 +35,38 @@ use crate::{Progress, TrainPart};
 /// How the VAE is trained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VaeTraining {
-    /// Optimiser steps.
-    pub steps: usize,
+    /// Optimiser steps on single frames.
+    pub image_steps: usize,
+    /// Crops per single-frame step.
+    pub image_batch: usize,
+    /// Optimiser steps on video windows, after the single-frame ones.
+    pub video_steps: usize,
+    /// Frames per video window (`1 + 4k`).
+    pub frames: usize,
     /// Peak learning rate (AdamW).
     pub learning_rate: f64,
-    /// Frames per window (`1 + 4k`).
-    pub frames: usize,
     /// Side of the square crop (a multiple of 8).
     pub crop: u32,
     /// Weight of the KL term.
     pub kl_weight: f32,
 }
 
+impl VaeTraining {
+    /// Steps in all.
+    pub fn steps(&self) -> usize {
+        self.image_steps + self.video_steps
+    }
+}
+
 impl Default for VaeTraining {
     fn default() -> Self {
         Self {
-            steps: 1500,
-            learning_rate: 3e-3,
+            image_steps: 2800,
+            image_batch: 1,
+            video_steps: 200,
             frames: 5,
-            crop: 64,
+            learning_rate: 3e-3,
+            crop: 128,
             kl_weight: 1e-6,
         }
     }
@@ -90,7 +113,8 @@ pub fn train_vae<B: AutodiffBackend>(
         ));
     }
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut model: AutoencoderKLWan<B> = random_vae::<B>(config, seed, device).model().clone();
+    let model: AutoencoderKLWan<B> = random_vae::<B>(config, seed, device).model().clone();
+    let mut model = per_frame_start(model);
     // Start with a near-deterministic posterior (log-variance -8): the pipelines sample it when
     // they encode a conditioning image, so it must stay narrow, and the reconstruction can use the
     // latents from the first step instead of first learning to shrink the noise.
@@ -103,15 +127,26 @@ pub fn train_vae<B: AutodiffBackend>(
     );
     model.quant_conv.bias = Param::from_tensor(Tensor::from_inner(bias));
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
-    let schedule = LearningRate::new(options.learning_rate, options.steps);
-    for step in 0..options.steps {
-        let video = usable[rng.random_range(0..usable.len())];
-        let start = rng.random_range(0..=video.len() - frames);
-        let (w, h) = (video[0].width(), video[0].height());
-        let x = rng.random_range(0..=(w - options.crop) / 8) * 8;
-        let y = rng.random_range(0..=(h - options.crop) / 8) * 8;
-        let window = crop(&video[start..start + frames], x, y, options.crop);
-        let input = video_tensor::<B>(&window, device);
+    let steps = options.steps();
+    let schedule = LearningRate::new(options.learning_rate, steps);
+    for step in 0..steps {
+        let (count, length) = if step < options.image_steps {
+            (options.image_batch.max(1), 1)
+        } else {
+            (1, frames)
+        };
+        let windows: Vec<Tensor<B, 5>> = (0..count)
+            .map(|_| {
+                let video = usable[rng.random_range(0..usable.len())];
+                let start = rng.random_range(0..=video.len() - length);
+                let (w, h) = (video[0].width(), video[0].height());
+                let x = rng.random_range(0..=(w - options.crop) / 8) * 8;
+                let y = rng.random_range(0..=(h - options.crop) / 8) * 8;
+                let window = crop(&video[start..start + length], x, y, options.crop);
+                video_tensor::<B>(&window, device)
+            })
+            .collect();
+        let input = Tensor::cat(windows, 0);
 
         let vae = WanVae::from_parts(model.clone(), config.clone());
         let posterior = vae.encode(input.clone())?;
@@ -130,12 +165,74 @@ pub fn train_vae<B: AutodiffBackend>(
         let at = StepAt {
             part: TrainPart::Vae,
             step,
-            steps: options.steps,
+            steps,
             learning_rate: schedule.at(step),
         };
         model = optimiser_step(model, &mut optim, loss, at, progress)?;
     }
     Ok(model.valid())
+}
+
+/// `model` as a per-frame VAE: each causal 3x3x3 convolution keeps only its last temporal tap
+/// (the current frame), each encoder time down-sampling keeps the later frame of its pair and each
+/// decoder time up-sampling repeats its frame. The spatial weights are left as they are.
+pub fn per_frame_start<B: AutodiffBackend>(model: AutoencoderKLWan<B>) -> AutoencoderKLWan<B> {
+    model.map(&mut PerFrame { path: Vec::new() })
+}
+
+struct PerFrame {
+    path: Vec<String>,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for PerFrame {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let time_conv = self.path.iter().any(|p| p == "time_conv");
+        let weight = self.path.last().is_some_and(|p| p == "weight");
+        let (id, t, _) = param.consume();
+        let t = per_frame_value(t.inner(), time_conv, weight);
+        Param::initialized(id, Tensor::from_inner(t).require_grad())
+    }
+}
+
+fn per_frame_value<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+    time_conv: bool,
+    weight: bool,
+) -> Tensor<B, D> {
+    if time_conv && !weight {
+        return t.zeros_like();
+    }
+    let dims = t.dims().to_vec();
+    if dims.len() != 5 || dims[2] < 2 {
+        return t;
+    }
+    let (c_out, c_in, kt, taps) = (dims[0], dims[1], dims[2], dims[3] * dims[4]);
+    let n: usize = dims.iter().product();
+    let values: Vec<f32> = if time_conv {
+        // A [c_out, c_in, kt, 1, 1] time convolution: the identity on the last tap, once per
+        // group of c_in output channels (one group down-sampling, two when up-sampling).
+        let mut values = vec![0.0f32; n];
+        for o in 0..c_out {
+            values[(o * c_in + o % c_in) * kt + kt - 1] = 1.0;
+        }
+        values
+    } else {
+        // Every temporal tap but the last zeroed (a mask on the weights).
+        (0..n)
+            .map(|i| if (i / taps) % kt + 1 == kt { 1.0 } else { 0.0 })
+            .collect()
+    };
+    let values =
+        Tensor::<B, 1>::from_data(TensorData::new(values, [n]), &t.device()).reshape(t.shape());
+    if time_conv { values } else { t * values }
 }
 
 /// The VAE decode without the final clamp to `[-1, 1]` (a clamped pixel passes no gradient).

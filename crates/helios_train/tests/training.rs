@@ -10,7 +10,7 @@ use helios_train::{Progress, TrainBackend};
 use image::imageops;
 
 /// Trains a VAE for `steps` steps on one 5-frame window of the clip of `clip_seed` (its chunk
-/// `chunk`, scaled to 32x32); the losses.
+/// `chunk`, scaled to 32x32), three quarters of them on single frames; the losses.
 fn toy_vae(clip_seed: u64, chunk: usize, steps: usize, seed: u64) -> Vec<f32> {
     let config: VaeConfig = serde_json::from_value(helios_train::config::vae_untrained()).unwrap();
     let frames: Vec<_> = training_clip(clip_seed).chunks[chunk][..5]
@@ -18,7 +18,9 @@ fn toy_vae(clip_seed: u64, chunk: usize, steps: usize, seed: u64) -> Vec<f32> {
         .map(|f| imageops::resize(f, 32, 32, imageops::FilterType::Triangle))
         .collect();
     let options = VaeTraining {
-        steps,
+        image_steps: steps * 3 / 4,
+        image_batch: 2,
+        video_steps: steps - steps * 3 / 4,
         crop: 32,
         ..VaeTraining::default()
     };
@@ -179,7 +181,8 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
         vae_clips: 1,
         dit_clips: 2,
         vae: VaeTraining {
-            steps: 2,
+            image_steps: 1,
+            video_steps: 1,
             ..VaeTraining::default()
         },
         dit: DitTraining {
@@ -209,4 +212,54 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
     let _ = std::fs::remove_dir_all(&out);
     assert_eq!(chunk.frames.len(), 33);
     assert_eq!((chunk.frames.width(), chunk.frames.height()), (128, 128));
+}
+
+#[test]
+fn the_per_frame_start_codes_each_group_of_four_frames_by_its_last_and_repeats_it() {
+    use burn::module::AutodiffModule;
+    use burn::tensor::Tensor;
+    use helios_model::random::random_vae;
+    use helios_model::vae::WanVae;
+    use helios_train::data::video_tensor;
+    use helios_train::vae::per_frame_start;
+
+    let config: VaeConfig = serde_json::from_value(helios_train::config::vae_untrained()).unwrap();
+    let device = Default::default();
+    let model = random_vae::<TrainBackend>(&config, 3, &device)
+        .model()
+        .clone();
+    let vae = WanVae::from_parts(per_frame_start(model).valid(), config);
+    let frames: Vec<_> = training_clip(3).chunks[1][..5]
+        .iter()
+        .map(|f| imageops::resize(f, 32, 32, imageops::FilterType::Triangle))
+        .collect();
+    let max_abs = |a: Tensor<_, 5>, b: Tensor<_, 5>| -> f32 { (a - b).abs().max().into_scalar() };
+
+    let video = vae.encode(video_tensor(&frames, &device)).unwrap().mode();
+    let last = vae
+        .encode(video_tensor(&frames[4..], &device))
+        .unwrap()
+        .mode();
+    assert_eq!(video.dims()[2], 2);
+    let coded = video.clone().narrow(2, 1, 1);
+    assert!(
+        coded.clone().abs().max().into_scalar() > 1e-3,
+        "the latents are not zero"
+    );
+    let gap = max_abs(coded.clone(), last);
+    assert!(
+        gap < 1e-4,
+        "latent frame 1 differs from frame 4 coded alone by {gap}"
+    );
+
+    let decoded = vae.decode_vae_space(video).unwrap();
+    let alone = vae.decode_vae_space(coded).unwrap();
+    assert_eq!(decoded.dims()[2], 5);
+    for f in 1..5 {
+        let gap = max_abs(decoded.clone().narrow(2, f, 1), alone.clone());
+        assert!(
+            gap < 1e-4,
+            "decoded frame {f} differs from its latent decoded alone by {gap}"
+        );
+    }
 }

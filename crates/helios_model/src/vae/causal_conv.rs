@@ -202,8 +202,22 @@ impl<B: Backend> WanCausalConv3d<B> {
                 self.stride,
             );
         }
-        let padded = pad_input(x, context, pt - n, [ph, ph, pw, pw]);
         let [c_out, c_in, kt, kh, kw] = self.weight.dims();
+        if n == 0 && x.dims()[2] == 1 && pt + 1 == kt && self.stride[0] == 1 && kt > 1 {
+            // One frame after zero frames (an image, or a video's first frame): only the last
+            // temporal tap sees data, so the others are skipped (a third of the work for a 3-tap
+            // kernel, forward and backward).
+            let weight = self.weight.val().narrow(2, kt - 1, 1);
+            let padded = pad_input(x, None, 0, [ph, ph, pw, pw]);
+            return conv3d_padded(
+                padded,
+                weight.reshape([c_out, c_in * kh * kw]),
+                self.bias.val(),
+                [1, self.kernel[1], self.kernel[2]],
+                self.stride,
+            );
+        }
+        let padded = pad_input(x, context, pt - n, [ph, ph, pw, pw]);
         let weight = self.weight.val().reshape([c_out, c_in * kt * kh * kw]);
         conv3d_padded(padded, weight, self.bias.val(), self.kernel, self.stride)
     }
