@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release -p helios_train --example vae_probe -- \
-//!     OUT [image_steps] [image_batch] [crop] [video_steps] [learning_rate] [base_dim]
+//!     OUT [image_steps] [image_batch] [crop] [video_steps] [learning_rate] [base_dim] [dim_mult]
 //! ```
 
 // A development tool: a bad argument is a panic with its message.
@@ -33,6 +33,11 @@ fn main() {
     };
     let mut config = helios_train::config::vae_untrained();
     config["base_dim"] = serde_json::json!(arg(6, "8".into()).parse::<usize>().unwrap());
+    let dim_mult: Vec<usize> = arg(7, "1,1,1,1".into())
+        .split(',')
+        .map(|m| m.parse().unwrap())
+        .collect();
+    config["dim_mult"] = serde_json::json!(dim_mult);
     let config: VaeConfig = serde_json::from_value(config).unwrap();
     let videos: Vec<_> = (0..16u64)
         .flat_map(|i| training_clip(1_000_000 + i).chunks)
