@@ -1,6 +1,7 @@
-//! Trains only the demo VAE, prints its loss every 50 steps and writes reconstructions of a clip it
-//! has not seen (`OUT/vae_0.png`, `OUT/vae_1.png`: input above, reconstruction below): a quick way
-//! to try VAE settings.
+//! Trains only the demo VAE, prints its loss every 50 steps, saves it as `OUT/vae` (a diffusers
+//! `vae` folder, with unit latent statistics; `vae_emotions OUT` reads it) and writes
+//! reconstructions of a clip it has not seen (`OUT/vae_0.png`, `OUT/vae_1.png`: input above,
+//! reconstruction below): a quick way to try VAE settings.
 //!
 //! ```sh
 //! cargo run --release -p helios_train --example vae_probe -- \
@@ -65,6 +66,11 @@ fn main() {
         },
     )
     .unwrap();
+    let vae_dir = out.join("vae");
+    helios_model::save::save_vae(&model, &vae_dir).unwrap();
+    let mut saved = serde_json::to_value(&config).unwrap();
+    saved["_class_name"] = serde_json::json!("AutoencoderKLWan");
+    helios_train::config::write_json(&vae_dir, "config.json", &saved).unwrap();
     let vae = WanVae::from_parts(model, config);
     let tests: Vec<_> = training_clip(42).chunks;
     helios_train::preview::reconstructions(&vae, &tests[..2], &out).unwrap();

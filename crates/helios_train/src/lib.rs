@@ -35,7 +35,7 @@ use helios_model::config::{SchedulerConfig, TextEncoderConfig, TransformerConfig
 use helios_model::pipeline::HistoryLayout;
 use helios_model::pipeline::request::DEFAULT_MAX_SEQUENCE_LENGTH;
 use helios_model::random::random_text_encoder;
-use helios_model::save::{save_text_encoder, save_transformer, save_vae};
+use helios_model::save::{StoredAs, save_text_encoder, save_transformer, save_vae};
 use helios_model::scheduler::FlowScheduler;
 use helios_model::text::TextEncoder;
 use helios_model::vae::WanVae;
@@ -252,7 +252,7 @@ pub fn train_demo_on<B: AutodiffBackend>(
             progress(p);
         },
     )?;
-    save_transformer(&dit, &transformer_dir)?;
+    save_transformer(&dit, &transformer_dir, StoredAs::Bf16)?;
     let dit_seconds = started.elapsed().as_secs_f64();
 
     let tail_mean = |v: &[f32], n: usize| {
