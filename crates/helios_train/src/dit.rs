@@ -16,8 +16,8 @@ use std::collections::HashMap;
 
 use burn::module::AutodiffModule;
 use burn::optim::AdamWConfig;
-use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 use helios_model::config::TransformerConfig;
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
 use helios_model::pipeline::HistoryBuffer;
@@ -115,6 +115,204 @@ fn clean_at<B: Backend>(x0: Tensor<B, 5>, times: usize) -> Result<Tensor<B, 5>> 
     Ok(downsample(x0, times)?.div_scalar((1u32 << times) as f32))
 }
 
+/// What the sampler's setup gives the DiT for one training sample: its input, timestep, history
+/// and prompt, and the clean latents its prediction is scored against.
+struct Sample<B: Backend> {
+    input: DitInput<B>,
+    target: Tensor<B, 5>,
+    sigma: f32,
+}
+
+/// Everything fixed across the samples of a run.
+struct Setup {
+    points: Vec<Point>,
+    renoises: Vec<Option<Renoise>>,
+    stages: usize,
+    block: BlockNoise,
+    layout: HistoryLayout,
+    chunk: usize,
+}
+
+impl Setup {
+    fn new(
+        config: &TransformerConfig,
+        scheduler: &FlowScheduler,
+        layout: HistoryLayout,
+        latent_hw: [usize; 2],
+        steps_per_stage: usize,
+    ) -> Result<Self> {
+        let chunk = layout.chunk;
+        let patch = config.patch_size;
+        let (points, renoises) = sampler_points(
+            scheduler,
+            patch,
+            [chunk, latent_hw[0], latent_hw[1]],
+            steps_per_stage,
+        )?;
+        Ok(Setup {
+            points,
+            renoises,
+            stages: scheduler.stages(),
+            block: BlockNoise::new(scheduler.gamma(), [patch[1], patch[2]])?,
+            layout,
+            chunk,
+        })
+    }
+
+    /// The sample of chunk `k` of `clip` at sampler point `point` (history dropped if `drop`).
+    #[allow(clippy::too_many_arguments)]
+    fn sample<B: AutodiffBackend>(
+        &self,
+        clip: &LatentClip<B::InnerBackend>,
+        k: usize,
+        drop: bool,
+        point: Point,
+        text: &Tensor<B::InnerBackend, 3>,
+        rng: &mut StdRng,
+        device: &B::Device,
+    ) -> Result<Sample<B>> {
+        let [_, channels, _, h, w] = clip.latents.dims();
+        let chunk = self.chunk;
+        let x0: Tensor<B, 5> = Tensor::from_inner(clip.latents.clone().narrow(2, k * chunk, chunk));
+
+        // The history and prefix inference would hold before chunk k.
+        let mut history = HistoryBuffer::<B>::zeros(self.layout, channels, h, w, device);
+        let prefix = if k > 0 && !drop {
+            history.push(Tensor::from_inner(clip.latents.clone().narrow(
+                2,
+                0,
+                k * chunk,
+            )))?;
+            Tensor::from_inner(clip.latents.clone().narrow(2, 0, 1))
+        } else {
+            Tensor::zeros([1, channels, 1, h, w], device)
+        };
+
+        let stages = self.stages;
+        let target = clean_at(x0.clone(), stages - 1 - point.stage)?;
+        let dims = target.dims();
+        let start = match self.renoises.get(point.stage).copied().flatten() {
+            None => normal(rng, dims, device),
+            Some(coefficients) => {
+                let up = upsample_nearest2x(clean_at(x0, stages - point.stage)?);
+                let z_shape = self.block.z_shape(dims)?;
+                let z = normal(rng, z_shape, device);
+                renoise(up, self.block.sample(z, dims)?, coefficients)?
+            }
+        };
+        let sigma = point.sigma as f32;
+        let hidden_states = if point.step == 0 {
+            start
+        } else {
+            target.clone().mul_scalar(1.0 - sigma) + start.mul_scalar(sigma)
+        };
+        Ok(Sample {
+            input: DitInput {
+                hidden_states,
+                timesteps: vec![point.timestep],
+                encoder_hidden_states: Tensor::from_inner(text.clone()),
+                indices: self.layout.indices().current,
+                history: Some(history.terms(prefix)),
+            },
+            target,
+            sigma,
+        })
+    }
+}
+
+/// The loss of one sample: the squared error of the clean latents the predicted velocity implies
+/// (`x - sigma v`).
+fn sample_loss<B: Backend>(
+    model: &HeliosTransformer3DModel<B>,
+    sample: Sample<B>,
+) -> Result<Tensor<B, 1>> {
+    let Sample {
+        input,
+        target,
+        sigma,
+    } = sample;
+    let x = input.hidden_states.clone();
+    let velocity = model.forward(input)?;
+    let predicted = x - velocity.mul_scalar(sigma);
+    Ok((predicted - target).powi_scalar(2).mean())
+}
+
+/// The loss at one point of the sampler, averaged over samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointLoss {
+    /// The pyramid stage (0 = the lowest resolution).
+    pub stage: usize,
+    /// The step within the stage.
+    pub step: usize,
+    /// The point's noise level.
+    pub sigma: f64,
+    /// The model's loss.
+    pub model: f32,
+    /// The loss of taking the input itself as the clean latents.
+    pub identity: f32,
+}
+
+/// The loss of a trained `model` at each point of the sampler, on the first chunk of each of
+/// `clips` (no history: the T2V case) and on their later chunks with history: where it has
+/// learned to denoise and where it still predicts little more than its input.
+#[allow(clippy::too_many_arguments)]
+pub fn point_losses<B: AutodiffBackend>(
+    model: &HeliosTransformer3DModel<B>,
+    config: &TransformerConfig,
+    scheduler: &FlowScheduler,
+    layout: HistoryLayout,
+    clips: &[LatentClip<B::InnerBackend>],
+    embeddings: &HashMap<String, Tensor<B::InnerBackend, 3>>,
+    steps_per_stage: usize,
+    first_chunk: bool,
+    seed: u64,
+    device: &B::Device,
+) -> Result<Vec<PointLoss>> {
+    let Some(first) = clips.first() else {
+        return Err(TrainError::Options("no clips".into()));
+    };
+    let [_, _, _, h, w] = first.latents.dims();
+    let setup = Setup::new(config, scheduler, layout, [h, w], steps_per_stage)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(setup.points.len());
+    for &point in &setup.points {
+        let (mut model_sum, mut identity_sum, mut n) = (0.0f32, 0.0f32, 0usize);
+        for clip in clips {
+            let chunks = clip.latents.dims()[2] / setup.chunk;
+            let ks: Vec<usize> = if first_chunk {
+                vec![0]
+            } else {
+                (1..chunks).collect()
+            };
+            for k in ks {
+                let caption = clip.captions.get(k).cloned().unwrap_or_default();
+                let Some(text) = embeddings.get(&caption) else {
+                    return Err(TrainError::Options(format!(
+                        "no prompt embedding for the caption {caption:?}"
+                    )));
+                };
+                let sample = setup.sample::<B>(clip, k, false, point, text, &mut rng, device)?;
+                // A model that learned nothing predicts its input (its identity start).
+                let identity = (sample.input.hidden_states.clone() - sample.target.clone())
+                    .powi_scalar(2)
+                    .mean();
+                identity_sum += identity.into_scalar().elem::<f32>();
+                model_sum += sample_loss(model, sample)?.into_scalar().elem::<f32>();
+                n += 1;
+            }
+        }
+        let n = n.max(1) as f32;
+        out.push(PointLoss {
+            stage: point.stage,
+            step: point.step,
+            sigma: point.sigma,
+            model: model_sum / n,
+            identity: identity_sum / n,
+        });
+    }
+    Ok(out)
+}
+
 /// Trains a DiT of `config` from random weights on `clips`, with `embed` giving the prompt
 /// embeddings of a caption (on the inner backend).
 #[allow(clippy::too_many_arguments)]
@@ -132,14 +330,8 @@ pub fn train_dit<B: AutodiffBackend>(
     let Some(first) = clips.first() else {
         return Err(TrainError::Options("no training clips".into()));
     };
-    let [_, channels, _, h, w] = first.latents.dims();
-    let chunk = layout.chunk;
-    let patch = config.patch_size;
-    let (points, renoises) =
-        sampler_points(scheduler, patch, [chunk, h, w], options.steps_per_stage)?;
-    let stages = scheduler.stages();
-    let block = BlockNoise::new(scheduler.gamma(), [patch[1], patch[2]])?;
-    let indices = layout.indices().current;
+    let [_, _, _, h, w] = first.latents.dims();
+    let setup = Setup::new(config, scheduler, layout, [h, w], options.steps_per_stage)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let model = random_transformer::<B>(config, None, Precision::F32, seed, device)?;
     let mut model = crate::init::identity_start(model, seed, device);
@@ -148,7 +340,7 @@ pub fn train_dit<B: AutodiffBackend>(
 
     for step in 0..options.steps {
         let clip = &clips[rng.random_range(0..clips.len())];
-        let chunks = clip.latents.dims()[2] / chunk;
+        let chunks = clip.latents.dims()[2] / setup.chunk;
         let k = rng.random_range(0..chunks.max(1));
         let caption = clip.captions.get(k).cloned().unwrap_or_default();
         let Some(text) = embeddings.get(&caption) else {
@@ -156,49 +348,10 @@ pub fn train_dit<B: AutodiffBackend>(
                 "no prompt embedding for the caption {caption:?}"
             )));
         };
-        let x0: Tensor<B, 5> = Tensor::from_inner(clip.latents.clone().narrow(2, k * chunk, chunk));
-
-        // The history and prefix inference would hold before chunk k.
-        let mut history = HistoryBuffer::<B>::zeros(layout, channels, h, w, device);
         let drop = k > 0 && rng.random_bool(options.history_dropout);
-        let prefix = if k > 0 && !drop {
-            history.push(Tensor::from_inner(clip.latents.clone().narrow(
-                2,
-                0,
-                k * chunk,
-            )))?;
-            Tensor::from_inner(clip.latents.clone().narrow(2, 0, 1))
-        } else {
-            Tensor::zeros([1, channels, 1, h, w], device)
-        };
-
-        let point = points[rng.random_range(0..points.len())];
-        let target = clean_at(x0.clone(), stages - 1 - point.stage)?;
-        let dims = target.dims();
-        let start = match renoises.get(point.stage).copied().flatten() {
-            None => normal(&mut rng, dims, device),
-            Some(coefficients) => {
-                let up = upsample_nearest2x(clean_at(x0, stages - point.stage)?);
-                let z_shape = block.z_shape(dims)?;
-                let z = normal(&mut rng, z_shape, device);
-                renoise(up, block.sample(z, dims)?, coefficients)?
-            }
-        };
-        let sigma = point.sigma as f32;
-        let input = if point.step == 0 {
-            start
-        } else {
-            target.clone().mul_scalar(1.0 - sigma) + start.mul_scalar(sigma)
-        };
-        let velocity = model.forward(DitInput {
-            hidden_states: input.clone(),
-            timesteps: vec![point.timestep],
-            encoder_hidden_states: Tensor::from_inner(text.clone()),
-            indices: indices.clone(),
-            history: Some(history.terms(prefix)),
-        })?;
-        let predicted = input - velocity.mul_scalar(sigma);
-        let loss = (predicted - target).powi_scalar(2).mean();
+        let point = setup.points[rng.random_range(0..setup.points.len())];
+        let sample = setup.sample::<B>(clip, k, drop, point, text, &mut rng, device)?;
+        let loss = sample_loss(&model, sample)?;
         let at = StepAt {
             part: TrainPart::Transformer,
             step,

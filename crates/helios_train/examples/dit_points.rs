@@ -1,0 +1,93 @@
+//! Where a trained demo DiT has learned to denoise: its loss at each point of the distilled
+//! sampler (stage, step), beside the loss of taking the input as the clean latents (what its
+//! identity start predicts), on the first chunks of training clips (no history) and on their
+//! later chunks (with history).
+//!
+//! `cargo run --release -p helios_train --example dit_points -- CHECKPOINT [clips]`
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use burn::tensor::Tensor;
+use helios_model::config::{SchedulerConfig, TransformerConfig};
+use helios_model::dit::HeliosTransformer3DModel;
+use helios_model::pipeline::HistoryLayout;
+use helios_model::pipeline::request::DEFAULT_MAX_SEQUENCE_LENGTH;
+use helios_model::scheduler::FlowScheduler;
+use helios_model::text::TextEncoder;
+use helios_model::vae::WanVae;
+use helios_train::TrainBackend;
+use helios_train::data::{training_clip, video_tensor};
+use helios_train::dit::{LatentClip, point_losses};
+
+type Inner = burn::backend::NdArray<f32>;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(args.next().ok_or("usage: dit_points CHECKPOINT [clips]")?);
+    let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
+    let device = Default::default();
+    let text = TextEncoder::<Inner>::load(&dir, &device)?;
+    let vae = WanVae::<Inner>::load(&dir.join("vae"), &device)?;
+    let config: TransformerConfig = serde_json::from_str(&std::fs::read_to_string(
+        dir.join("transformer/config.json"),
+    )?)?;
+    let scheduler_config: SchedulerConfig = serde_json::from_str(&std::fs::read_to_string(
+        dir.join("scheduler/scheduler_config.json"),
+    )?)?;
+    let scheduler = FlowScheduler::new(&scheduler_config)?;
+    let model = HeliosTransformer3DModel::<TrainBackend>::load(
+        &dir.join("transformer"),
+        &device,
+        &mut |_| {},
+    )?;
+    let mut clips = Vec::new();
+    let mut embeddings: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
+    for seed in 0..n {
+        let clip = training_clip(seed);
+        let mut latents = Vec::new();
+        for frames in &clip.chunks {
+            let posterior = vae.encode(video_tensor::<Inner>(frames, &device))?;
+            latents.push(vae.normalize(posterior.mode())?);
+        }
+        for caption in &clip.captions {
+            if !embeddings.contains_key(caption) {
+                let e = text.encode(&[caption], DEFAULT_MAX_SEQUENCE_LENGTH)?;
+                embeddings.insert(caption.clone(), e);
+            }
+        }
+        clips.push(LatentClip {
+            latents: Tensor::cat(latents, 2),
+            captions: clip.captions,
+        });
+    }
+    for first in [true, false] {
+        println!(
+            "{}",
+            if first {
+                "first chunks (no history):"
+            } else {
+                "later chunks (with history):"
+            }
+        );
+        let losses = point_losses::<TrainBackend>(
+            &model,
+            &config,
+            &scheduler,
+            HistoryLayout::default(),
+            &clips,
+            &embeddings,
+            2,
+            first,
+            11,
+            &device,
+        )?;
+        for p in losses {
+            println!(
+                "  stage {} step {} sigma {:.3}: model {:.4}, input as output {:.4}",
+                p.stage, p.step, p.sigma, p.model, p.identity
+            );
+        }
+    }
+    Ok(())
+}
