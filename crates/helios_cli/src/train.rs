@@ -35,6 +35,14 @@ pub struct TrainArgs {
     /// Write preview images (VAE reconstructions) into this folder.
     #[arg(long)]
     pub preview: Option<PathBuf>,
+    /// Reuse the trained VAE of this checkpoint folder instead of training one (to try DiT
+    /// settings on the same VAE).
+    #[arg(long, value_name = "DIR")]
+    pub vae_from: Option<PathBuf>,
+    /// How often each pyramid stage is trained by the DiT, relative to the others
+    /// (comma-separated, lowest stage first) [default: the shipped model's]
+    #[arg(long, value_delimiter = ',', value_name = "W,W,W")]
+    pub dit_stage_weights: Option<Vec<f64>>,
     /// Backend the VAE and the DiT train on (the data are made on the CPU)
     #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
     pub backend: BackendChoice,
@@ -69,6 +77,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(clips) = args.clips {
         options.dit_clips = clips;
     }
+    if let Some(weights) = &args.dit_stage_weights {
+        options.dit.stage_weights = weights.clone();
+    }
+    options.vae_from = args.vae_from.clone();
     let mut current: Option<(TrainPart, ProgressBar, f32)> = None;
     let mut on_step = |p: Progress| {
         if current.as_ref().is_none_or(|(part, _, _)| *part != p.part) {

@@ -26,6 +26,8 @@ use helios_model::pipeline::denoise::pyramid_schedule;
 use helios_model::random::random_transformer;
 use helios_model::scheduler::pyramid::{downsample, renoise, upsample_nearest2x};
 use helios_model::scheduler::{BlockNoise, FlowScheduler, Renoise, pyramid_stage_sizes};
+use rand::distr::Distribution;
+use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -45,6 +47,10 @@ pub struct DitTraining {
     pub steps_per_stage: usize,
     /// Chance that a later chunk's history (and prefix) is dropped.
     pub history_dropout: f64,
+    /// How often each pyramid stage is trained, relative to the others (the steps within a stage
+    /// equally often). The lowest stage is where a face is first drawn from noise, and its steps
+    /// are the cheapest (a quarter of the tokens of the next).
+    pub stage_weights: Vec<f64>,
 }
 
 impl Default for DitTraining {
@@ -54,6 +60,7 @@ impl Default for DitTraining {
             learning_rate: 1e-3,
             steps_per_stage: 2,
             history_dropout: 0.1,
+            stage_weights: vec![1.0, 1.0, 1.0],
         }
     }
 }
@@ -313,6 +320,26 @@ pub fn point_losses<B: AutodiffBackend>(
     Ok(out)
 }
 
+/// The distribution of the sampler points trained: each stage's weight shared by its steps.
+fn point_weights(setup: &Setup, stage_weights: &[f64]) -> Result<WeightedIndex<f64>> {
+    if stage_weights.len() != setup.stages {
+        return Err(TrainError::Options(format!(
+            "{} stage weights given, the scheduler has {} stages",
+            stage_weights.len(),
+            setup.stages
+        )));
+    }
+    let weights = setup.points.iter().map(|p| {
+        let steps = setup.points.iter().filter(|q| q.stage == p.stage).count();
+        stage_weights[p.stage] / steps as f64
+    });
+    WeightedIndex::new(weights).map_err(|e| {
+        TrainError::Options(format!(
+            "stage weights {stage_weights:?} are not usable weights: {e}"
+        ))
+    })
+}
+
 /// Trains a DiT of `config` from random weights on `clips`, with `embed` giving the prompt
 /// embeddings of a caption (on the inner backend).
 #[allow(clippy::too_many_arguments)]
@@ -337,6 +364,7 @@ pub fn train_dit<B: AutodiffBackend>(
     let mut model = crate::init::identity_start(model, seed, device);
     let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
     let schedule = LearningRate::new(options.learning_rate, options.steps);
+    let pick = point_weights(&setup, &options.stage_weights)?;
 
     for step in 0..options.steps {
         let clip = &clips[rng.random_range(0..clips.len())];
@@ -349,7 +377,7 @@ pub fn train_dit<B: AutodiffBackend>(
             )));
         };
         let drop = k > 0 && rng.random_bool(options.history_dropout);
-        let point = setup.points[rng.random_range(0..setup.points.len())];
+        let point = setup.points[pick.sample(&mut rng)];
         let sample = setup.sample::<B>(clip, k, drop, point, text, &mut rng, device)?;
         let loss = sample_loss(&model, sample)?;
         let at = StepAt {

@@ -85,6 +85,9 @@ pub struct TrainOptions {
     pub dit: DitTraining,
     /// Where to write preview images (VAE reconstructions), if anywhere.
     pub preview: Option<std::path::PathBuf>,
+    /// A checkpoint folder whose trained `vae/` is reused instead of training one (to try DiT
+    /// settings on the same VAE).
+    pub vae_from: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -96,6 +99,7 @@ impl Default for TrainOptions {
             vae: VaeTraining::default(),
             dit: DitTraining::default(),
             preview: None,
+            vae_from: None,
         }
     }
 }
@@ -114,6 +118,21 @@ pub struct TrainReport {
 fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
     serde_json::from_value(value)
         .map_err(|e| TrainError::Options(format!("a built-in config does not parse: {e}")))
+}
+
+/// Copies a trained `vae/` folder (its config and weights).
+fn copy_vae(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|source| TrainError::Write {
+        path: to.to_path_buf(),
+        source,
+    })?;
+    for name in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        std::fs::copy(from.join(name), to.join(name)).map_err(|source| TrainError::Write {
+            path: to.join(name),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Moves a tensor of the CPU backend that prepares the data to the training backend.
@@ -175,30 +194,34 @@ pub fn train_demo_on<B: AutodiffBackend>(
     save_text_encoder(&umt5, &text_dir)?;
     let text = TextEncoder::<Inner>::load(out, &device)?;
 
-    // Stage 1: the VAE.
+    // Stage 1: the VAE (or a trained one reused).
     let started = Instant::now();
-    let vae_config: VaeConfig = parse(config::vae_untrained())?;
+    let vae_dir = out.join("vae");
     let videos: Vec<_> = (0..options.vae_clips as u64)
         .flat_map(|i| data::training_clip(seed.wrapping_add(1_000_000 + i)).chunks)
         .collect();
     let mut vae_losses = Vec::new();
-    let vae_model = vae::train_vae::<B>(
-        &vae_config,
-        &videos,
-        &options.vae,
-        seed ^ 0x0a3e,
-        train_device,
-        &mut |p| {
-            vae_losses.push(p.loss);
-            progress(p);
-        },
-    )?;
-    let unit = WanVae::from_parts(vae_model.clone(), vae_config);
-    let probe: Vec<_> = videos.iter().take(24).cloned().collect();
-    let (mean, std) = vae::latent_statistics(&unit, &probe, train_device)?;
-    let vae_dir = out.join("vae");
-    config::write_json(&vae_dir, "config.json", &config::vae(&mean, &std))?;
-    save_vae(&vae_model, &vae_dir)?;
+    if let Some(from) = &options.vae_from {
+        copy_vae(&from.join("vae"), &vae_dir)?;
+    } else {
+        let vae_config: VaeConfig = parse(config::vae_untrained())?;
+        let vae_model = vae::train_vae::<B>(
+            &vae_config,
+            &videos,
+            &options.vae,
+            seed ^ 0x0a3e,
+            train_device,
+            &mut |p| {
+                vae_losses.push(p.loss);
+                progress(p);
+            },
+        )?;
+        let unit = WanVae::from_parts(vae_model.clone(), vae_config);
+        let probe: Vec<_> = videos.iter().take(24).cloned().collect();
+        let (mean, std) = vae::latent_statistics(&unit, &probe, train_device)?;
+        config::write_json(&vae_dir, "config.json", &config::vae(&mean, &std))?;
+        save_vae(&vae_model, &vae_dir)?;
+    }
     // The VAE as the pipeline will load it (with its latent statistics), read back once.
     let vae = WanVae::<Inner>::load(&vae_dir, &device)?;
     if let Some(dir) = &options.preview {

@@ -94,6 +94,7 @@ fn toy_dit(steps: usize) -> Vec<f32> {
         learning_rate: 3e-3,
         steps_per_stage: 2,
         history_dropout: 0.0,
+        stage_weights: vec![1.0, 1.0, 1.0],
     };
     let mut losses = Vec::new();
     train_dit::<TrainBackend>(
@@ -190,11 +191,44 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
             ..DitTraining::default()
         },
         preview: None,
+        vae_from: None,
     };
     let mut steps = 0;
     let report = train_demo(&out, &options, &mut |_| steps += 1).unwrap();
     assert_eq!(steps, 4);
     assert!(report.vae_loss.is_finite() && report.dit_loss.is_finite());
+
+    // The same VAE reused for another DiT (the lowest stage trained most): DiT steps only.
+    let again = out.with_extension("again");
+    let reuse = TrainOptions {
+        vae_from: Some(out.clone()),
+        dit: DitTraining {
+            stage_weights: vec![4.0, 1.0, 1.0],
+            ..options.dit.clone()
+        },
+        ..options.clone()
+    };
+    let mut steps = 0;
+    train_demo(&again, &reuse, &mut |_| steps += 1).unwrap();
+    let weights = "vae/diffusion_pytorch_model.safetensors";
+    let same_vae =
+        std::fs::read(out.join(weights)).unwrap() == std::fs::read(again.join(weights)).unwrap();
+    let bad = TrainOptions {
+        dit: DitTraining {
+            stage_weights: vec![1.0, 1.0],
+            ..options.dit.clone()
+        },
+        ..reuse.clone()
+    };
+    let refused = train_demo(&again, &bad, &mut |_| {});
+    let _ = std::fs::remove_dir_all(&again);
+    assert_eq!(steps, 2, "only the DiT trains");
+    assert!(same_vae, "the reused VAE is copied as it is");
+    assert!(
+        matches!(refused, Err(helios_train::TrainError::Options(_))),
+        "two stage weights for three stages: {refused:?}"
+    );
+
     let pipeline = HeliosPipeline::<NdArray<f32>>::load(&out, &Default::default());
     let pipeline = Arc::new(pipeline.unwrap_or_else(|e| panic!("the written checkpoint: {e}")));
     assert_eq!(pipeline.transformer().config().num_layers, 4);
