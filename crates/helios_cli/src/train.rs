@@ -120,10 +120,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some((_, bar, _)) = current.take() {
         bar.finish();
     }
+    let vae = match &args.vae_from {
+        Some(dir) => format!("VAE from {}", dir.display()),
+        None => format!("VAE loss {:.4}", report.vae_loss),
+    };
     println!(
-        "wrote {}: VAE loss {:.4} ({:.0} s), data {:.0} s, DiT loss {:.4} ({:.0} s)",
+        "wrote {}: {vae} ({:.0} s), data {:.0} s, DiT loss {:.4} ({:.0} s)",
         args.out.display(),
-        report.vae_loss,
         report.seconds[0],
         report.seconds[1],
         report.dit_loss,

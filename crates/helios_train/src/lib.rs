@@ -107,7 +107,7 @@ impl Default for TrainOptions {
 /// What training produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainReport {
-    /// Mean loss of the VAE's last 50 steps.
+    /// Mean loss of the VAE's last 50 steps (0 when a trained VAE was reused).
     pub vae_loss: f32,
     /// Mean loss of the DiT's last 200 steps.
     pub dit_loss: f32,
@@ -280,7 +280,10 @@ pub fn train_demo_on<B: AutodiffBackend>(
 
     let tail_mean = |v: &[f32], n: usize| {
         let tail = &v[v.len().saturating_sub(n)..];
-        tail.iter().sum::<f32>() / tail.len().max(1) as f32
+        if tail.is_empty() {
+            return 0.0;
+        }
+        tail.iter().sum::<f32>() / tail.len() as f32
     };
     Ok(TrainReport {
         vae_loss: tail_mean(&vae_losses, 50),

@@ -209,7 +209,7 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
         ..options.clone()
     };
     let mut steps = 0;
-    train_demo(&again, &reuse, &mut |_| steps += 1).unwrap();
+    let reused = train_demo(&again, &reuse, &mut |_| steps += 1).unwrap();
     let weights = "vae/diffusion_pytorch_model.safetensors";
     let same_vae =
         std::fs::read(out.join(weights)).unwrap() == std::fs::read(again.join(weights)).unwrap();
@@ -223,6 +223,8 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
     let refused = train_demo(&again, &bad, &mut |_| {});
     let _ = std::fs::remove_dir_all(&again);
     assert_eq!(steps, 2, "only the DiT trains");
+    assert_eq!(reused.vae_loss.to_bits(), 0.0f32.to_bits(), "no VAE loss");
+    assert!(reused.dit_loss.is_finite());
     assert!(same_vae, "the reused VAE is copied as it is");
     assert!(
         matches!(refused, Err(helios_train::TrainError::Options(_))),
