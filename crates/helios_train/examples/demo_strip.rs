@@ -39,14 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let mut stream =
             ChunkStream::new(pipeline.clone(), StreamRequest::with_params(text, params))?;
-        let chunk = stream.next_chunk(&AtomicBool::new(false))?;
-        let (w, h) = (chunk.frames.width() as u32, chunk.frames.height() as u32);
-        let frames: Vec<RgbImage> = chunk
+        let frames = stream
+            .next_chunk(&AtomicBool::new(false))?
             .frames
-            .to_u8(3)?
-            .into_iter()
-            .filter_map(|px| RgbImage::from_raw(w, h, px))
-            .collect();
+            .to_images()?;
         rows.push(
             picks
                 .iter()

@@ -25,11 +25,10 @@ use image::{RgbImage, imageops};
 type B = NdArray<f32>;
 
 fn frame16(vae: &WanVae<B>, latents: Tensor<B, 5>) -> Result<RgbImage, Box<dyn std::error::Error>> {
-    let frames = Frames::new(vae.decode(latents)?);
-    let (w, h) = (frames.width() as u32, frames.height() as u32);
-    let all = frames.to_u8(3)?;
-    let px = all.get(16).or(all.last()).ok_or("no frame")?.clone();
-    RgbImage::from_raw(w, h, px).ok_or_else(|| "bad frame".into())
+    // Frame 16, or the last one of a shorter video.
+    let mut frames = Frames::new(vae.decode(latents)?).to_images()?;
+    frames.truncate(17);
+    frames.pop().ok_or_else(|| "no frame".into())
 }
 
 /// `x` up-sampled (nearest) to the full latent size.

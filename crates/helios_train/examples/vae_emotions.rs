@@ -41,9 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let img = augmented_sample(&mut rng, emotion, DEFAULT_SIZE);
             let posterior = vae.encode(video_tensor::<B>(std::slice::from_ref(&img), &device))?;
             let frames = Frames::new(vae.decode_vae_space(posterior.mode())?);
-            let (w, h) = (frames.width() as u32, frames.height() as u32);
-            let px = frames.to_u8(3)?.into_iter().next().ok_or("no frame")?;
-            let out = RgbImage::from_raw(w, h, px).ok_or("bad frame")?;
+            let out = frames.to_images()?.into_iter().next().ok_or("no frame")?;
             if seen.is_empty() {
                 let x = (emotion.index() as u32 * DEFAULT_SIZE) as i64;
                 image::imageops::replace(&mut sheet, &img, x, 0);

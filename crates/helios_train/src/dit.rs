@@ -227,6 +227,18 @@ impl Setup {
     }
 }
 
+/// The prompt embeddings of chunk `k`'s caption.
+fn prompt_of<'a, B: Backend>(
+    clip: &LatentClip<B>,
+    k: usize,
+    embeddings: &'a HashMap<String, Tensor<B, 3>>,
+) -> Result<&'a Tensor<B, 3>> {
+    let caption = clip.captions.get(k).map(String::as_str).unwrap_or_default();
+    embeddings.get(caption).ok_or_else(|| {
+        TrainError::Options(format!("no prompt embedding for the caption {caption:?}"))
+    })
+}
+
 /// The loss of one sample: the squared error of the clean latents the predicted velocity implies
 /// (`x - sigma v`).
 fn sample_loss<B: Backend>(
@@ -292,12 +304,7 @@ pub fn point_losses<B: AutodiffBackend>(
                 (1..chunks).collect()
             };
             for k in ks {
-                let caption = clip.captions.get(k).cloned().unwrap_or_default();
-                let Some(text) = embeddings.get(&caption) else {
-                    return Err(TrainError::Options(format!(
-                        "no prompt embedding for the caption {caption:?}"
-                    )));
-                };
+                let text = prompt_of(clip, k, embeddings)?;
                 let sample = setup.sample::<B>(clip, k, false, point, text, &mut rng, device)?;
                 // A model that learned nothing predicts its input (its identity start).
                 let identity = (sample.input.hidden_states.clone() - sample.target.clone())
@@ -370,12 +377,7 @@ pub fn train_dit<B: AutodiffBackend>(
         let clip = &clips[rng.random_range(0..clips.len())];
         let chunks = clip.latents.dims()[2] / setup.chunk;
         let k = rng.random_range(0..chunks.max(1));
-        let caption = clip.captions.get(k).cloned().unwrap_or_default();
-        let Some(text) = embeddings.get(&caption) else {
-            return Err(TrainError::Options(format!(
-                "no prompt embedding for the caption {caption:?}"
-            )));
-        };
+        let text = prompt_of(clip, k, embeddings)?;
         let drop = k > 0 && rng.random_bool(options.history_dropout);
         let point = setup.points[pick.sample(&mut rng)];
         let sample = setup.sample::<B>(clip, k, drop, point, text, &mut rng, device)?;

@@ -197,7 +197,11 @@ pub fn train_demo_on<B: AutodiffBackend>(
     // Stage 1: the VAE (or a trained one reused).
     let started = Instant::now();
     let vae_dir = out.join("vae");
-    let videos: Vec<_> = (0..options.vae_clips as u64)
+    // The VAE's frames: to train it, and for the preview (none to render for a reused VAE
+    // without one).
+    let render = options.vae_from.is_none() || options.preview.is_some();
+    let vae_clips = if render { options.vae_clips as u64 } else { 0 };
+    let videos: Vec<_> = (0..vae_clips)
         .flat_map(|i| data::training_clip(seed.wrapping_add(1_000_000 + i)).chunks)
         .collect();
     let mut vae_losses = Vec::new();

@@ -24,13 +24,7 @@ pub fn reconstructions<B: Backend>(
     for (i, video) in videos.iter().enumerate() {
         let device = Default::default();
         let posterior = vae.encode(video_tensor::<B>(video, &device))?;
-        let frames = Frames::new(vae.decode_vae_space(posterior.mode())?);
-        let (fw, fh) = (frames.width() as u32, frames.height() as u32);
-        let decoded: Vec<RgbImage> = frames
-            .to_u8(3)?
-            .into_iter()
-            .filter_map(|px| RgbImage::from_raw(fw, fh, px))
-            .collect();
+        let decoded = Frames::new(vae.decode_vae_space(posterior.mode())?).to_images()?;
         let picks: Vec<usize> = (0..video.len()).step_by(8).collect();
         let (w, h) = (video[0].width(), video[0].height());
         let mut strip = RgbImage::new(w * picks.len() as u32, h * 2);
