@@ -135,6 +135,16 @@ impl Clip {
         animate(seed, Character::from_seed(seed), &segments, frames, size)
     }
 
+    /// The neutral, silent portrait of character `seed` in `lighting` (the first frame of a clip
+    /// that starts so): the picture a game renders of its NPC for a stream to start from.
+    pub fn portrait(seed: u64, lighting: Lighting, size: u32) -> RgbImage {
+        let clip = Clip::with_script(seed, &[(0, Emotion::Neutral, lighting, None)], 1, size);
+        clip.frames
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| RgbImage::new(size, size))
+    }
+
     /// The number of frames.
     pub fn len(&self) -> usize {
         self.frames.len()

@@ -25,15 +25,15 @@ const EYE_RY: f32 = 0.036;
 /// Brow rest height, raise range and angle range.
 const BROW_Y: f32 = -0.125;
 const BROW_RAISE: f32 = 0.035;
-const BROW_TILT: f32 = 0.03;
+const BROW_TILT: f32 = 0.05;
 const BROW_INNER: f32 = 0.05;
 const BROW_OUTER: f32 = 0.165;
-const BROW_R: f32 = 0.013;
+const BROW_R: f32 = 0.02;
 /// Mouth centre height, half-width, line thickness, curve depth, jaw drop.
 pub(crate) const MOUTH_Y: f32 = 0.18;
 const MOUTH_W: f32 = 0.1;
-const MOUTH_T: f32 = 0.022;
-const MOUTH_CURVE: f32 = 0.035;
+const MOUTH_T: f32 = 0.032;
+const MOUTH_CURVE: f32 = 0.05;
 const MOUTH_DROP: f32 = 0.09;
 const MOUTH_WAVE: f32 = 0.012;
 

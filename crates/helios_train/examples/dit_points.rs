@@ -1,7 +1,7 @@
 //! Where a trained demo DiT has learned to denoise: its loss at each point of the distilled
 //! sampler (stage, step), beside the loss of taking the input as the clean latents (what its
-//! identity start predicts), on the first chunks of training clips (no history) and on their
-//! later chunks (with history).
+//! identity start predicts), on the first chunks of training clips and on their later chunks, in
+//! streams started from the clip's first frame (I2V) and from the prompt alone (T2V).
 //!
 //! `cargo run --release -p helios_train --example dit_points -- CHECKPOINT [clips]`
 
@@ -17,8 +17,8 @@ use helios_model::scheduler::FlowScheduler;
 use helios_model::text::TextEncoder;
 use helios_model::vae::WanVae;
 use helios_train::TrainBackend;
-use helios_train::data::{training_clip, video_tensor};
-use helios_train::dit::{LatentClip, point_losses};
+use helios_train::data::{encode_clip, training_clip};
+use helios_train::dit::point_losses;
 
 type Inner = burn::backend::NdArray<f32>;
 
@@ -45,30 +45,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut embeddings: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
     for seed in 0..n {
         let clip = training_clip(seed);
-        let mut latents = Vec::new();
-        for frames in &clip.chunks {
-            let posterior = vae.encode(video_tensor::<Inner>(frames, &device))?;
-            latents.push(vae.normalize(posterior.mode())?);
-        }
         for caption in &clip.captions {
             if !embeddings.contains_key(caption) {
                 let e = text.encode(&[caption], DEFAULT_MAX_SEQUENCE_LENGTH)?;
                 embeddings.insert(caption.clone(), e);
             }
         }
-        clips.push(LatentClip {
-            latents: Tensor::cat(latents, 2),
-            captions: clip.captions,
-        });
+        clips.push(encode_clip(&vae, &clip, &device)?);
     }
-    for first in [true, false] {
+    for (first, image) in [(true, true), (true, false), (false, true), (false, false)] {
         println!(
-            "{}",
-            if first {
-                "first chunks (no history):"
-            } else {
-                "later chunks (with history):"
-            }
+            "{} chunks, {} start:",
+            if first { "first" } else { "later" },
+            if image { "image" } else { "text" }
         );
         let losses = point_losses::<TrainBackend>(
             &model,
@@ -79,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &embeddings,
             2,
             first,
+            image,
             11,
             &device,
         )?;

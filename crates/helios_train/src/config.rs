@@ -4,7 +4,10 @@
 //! The shapes are those of the tiny golden checkpoint where speed matters (the Wan VAE: base
 //! dimension 8, 16 latent channels; the UMT5 encoder: 2 layers of width 32) and a wider DiT (4
 //! blocks of 4 heads x 32) so that it can learn faces. The scheduler is Helios-Distilled's DMD
-//! pyramid (3 stages x 2 steps, no CFG), the one the DiT is trained for.
+//! (2 steps, no CFG), the one the DiT is trained for, with a single pyramid stage: at 128x128 the
+//! lower stages of the 14B model's pyramid would hold 2x2 and 4x4 tokens per frame, too coarse to
+//! place a face, and the full-resolution stage's tokens line up with the history's short-term
+//! tokens, so the DiT can take the face from the history where it is.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -33,7 +36,7 @@ pub fn model_index() -> Value {
     })
 }
 
-/// `scheduler/scheduler_config.json`: HeliosDMDScheduler, 3 pyramid stages.
+/// `scheduler/scheduler_config.json`: HeliosDMDScheduler, one stage at full resolution.
 pub fn scheduler() -> Value {
     json!({
         "_class_name": "HeliosDMDScheduler",
@@ -42,8 +45,8 @@ pub fn scheduler() -> Value {
         "num_train_timesteps": 1000,
         "prediction_type": "flow_prediction",
         "shift": 1.0,
-        "stage_range": [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0],
-        "stages": 3,
+        "stage_range": [0.0, 1.0],
+        "stages": 1,
         "time_shift_type": "linear",
         "use_dynamic_shifting": true,
         "use_flow_sigmas": true

@@ -15,10 +15,14 @@ use burn::tensor::{Tensor, TensorData};
 use helios_faces::{
     Character, Clip, DEFAULT_SIZE, Emotion, LINES, Lighting, SceneText, ScriptStep,
 };
+use helios_model::vae::WanVae;
 use helios_worker::prompt::{PromptTemplate, SceneFields, compact_prompt};
 use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::dit::LatentClip;
+use crate::error::Result;
 
 /// Frames of one chunk (9 latent frames).
 pub const FRAMES_PER_CHUNK: usize = 33;
@@ -147,4 +151,41 @@ pub fn video_tensor<B: Backend>(frames: &[RgbImage], device: &B::Device) -> Tens
         }
     }
     Tensor::from_data(TensorData::new(values, [1, 3, t, h, w]), device)
+}
+
+/// The picture an image start of the clip of `seed` begins from: its character, neutral and
+/// silent, in the clip's first light (the portrait a game renders of its NPC; the prompt then
+/// says how the face moves from it).
+pub fn portrait(seed: u64) -> RgbImage {
+    let (script, _) = training_script(seed);
+    let lighting = script.first().map_or(Lighting::default(), |s| s.2);
+    Clip::portrait(seed, lighting, SIZE)
+}
+
+/// The DiT's view of a clip: the normalised latents of its chunks (each chunk encoded as the
+/// pipeline encodes a window) and of its [`portrait`] as an image start conditions on it (alone,
+/// and held still for a chunk).
+pub fn encode_clip<B: Backend>(
+    vae: &WanVae<B>,
+    clip: &TrainingClip,
+    device: &B::Device,
+) -> Result<LatentClip<B>> {
+    let encode = |frames: &[RgbImage]| -> Result<Tensor<B, 5>> {
+        let posterior = vae.encode(video_tensor::<B>(frames, device))?;
+        Ok(vae.normalize(posterior.mode())?)
+    };
+    let mut latents = Vec::with_capacity(clip.chunks.len());
+    for frames in &clip.chunks {
+        latents.push(encode(frames)?);
+    }
+    let portrait = portrait(clip.seed);
+    let image = encode(std::slice::from_ref(&portrait))?;
+    let still = encode(&vec![portrait; FRAMES_PER_CHUNK])?;
+    let t = still.dims()[2];
+    Ok(LatentClip {
+        latents: Tensor::cat(latents, 2),
+        image,
+        still: still.narrow(2, t - 1, 1),
+        captions: clip.captions.clone(),
+    })
 }

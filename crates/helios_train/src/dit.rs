@@ -2,9 +2,18 @@
 //!
 //! A sample is one chunk of a clip (9 latent frames) with what inference gives the DiT for it:
 //! the history window of the chunks before it (16 long / 2 mid / 1 short frames, zeros where the
-//! clip has none, so the first chunk is the T2V case), the clip's first latent frame as the prefix
-//! after the first chunk, and the caption's prompt embeddings. Now and then the history is dropped
-//! so the model also draws a character from the prompt alone.
+//! clip has none), the prefix latent, and the caption's prompt embeddings. A sample's stream
+//! starts in one of the two ways a stream does:
+//!
+//! - from an image (I2V, the plugin's portrait render): the character's neutral portrait in the
+//!   clip's first light ([`crate::data::portrait`]); the prefix is its latent and the history
+//!   begins with it held still, both noised as the pipeline's conditioning noises them;
+//! - from the prompt alone (T2V): no history before the first chunk, and the clip's first latent
+//!   frame as the prefix after it. Now and then a later chunk's history is dropped as well.
+//!
+//! The DiT has no absolute position embedding (3D RoPE is relative), so from noise alone it cannot
+//! tell the centre of the picture from its corners; the history is what places the face, and the
+//! image start is what gives the first chunk one.
 //!
 //! Flow matching at the points the distilled sampler visits: a random pyramid stage and step, the
 //! stage's latents down-sampled from the clean chunk, the stage start made as the pipeline makes it
@@ -20,6 +29,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use helios_model::config::TransformerConfig;
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
+use helios_model::pipeline::ConditioningNoise;
 use helios_model::pipeline::HistoryBuffer;
 use helios_model::pipeline::HistoryLayout;
 use helios_model::pipeline::denoise::pyramid_schedule;
@@ -45,11 +55,13 @@ pub struct DitTraining {
     pub learning_rate: f64,
     /// Denoising steps per pyramid stage of the sampler trained for.
     pub steps_per_stage: usize,
-    /// Chance that a later chunk's history (and prefix) is dropped.
+    /// Chance that a later chunk's history (and prefix) is dropped (T2V samples).
     pub history_dropout: f64,
+    /// Chance that a sample's stream started from an image (the character's portrait, I2V) rather
+    /// than from the prompt alone.
+    pub image_start: f64,
     /// How often each pyramid stage is trained, relative to the others (the steps within a stage
-    /// equally often). The lowest stage is where a face is first drawn from noise, and its steps
-    /// are the cheapest (a quarter of the tokens of the next).
+    /// equally often); empty: every stage equally.
     pub stage_weights: Vec<f64>,
 }
 
@@ -60,7 +72,8 @@ impl Default for DitTraining {
             learning_rate: 1e-3,
             steps_per_stage: 2,
             history_dropout: 0.1,
-            stage_weights: vec![1.0, 1.0, 1.0],
+            image_start: 0.7,
+            stage_weights: Vec::new(),
         }
     }
 }
@@ -70,6 +83,12 @@ impl Default for DitTraining {
 pub struct LatentClip<B: Backend> {
     /// The chunks' latents, one after another.
     pub latents: Tensor<B, 5>,
+    /// The latent of the picture an image start begins from `[1, c, 1, h, w]` (normalised): the
+    /// prefix of such a stream.
+    pub image: Tensor<B, 5>,
+    /// That picture held still for a chunk, its last latent frame `[1, c, 1, h, w]`: what an image
+    /// start puts in the history (the pipeline's fake image latent).
+    pub still: Tensor<B, 5>,
     /// One caption per chunk.
     pub captions: Vec<String>,
 }
@@ -166,13 +185,13 @@ impl Setup {
         })
     }
 
-    /// The sample of chunk `k` of `clip` at sampler point `point` (history dropped if `drop`).
+    /// The sample of chunk `k` of `clip` at sampler point `point`, in a stream started as `start`.
     #[allow(clippy::too_many_arguments)]
     fn sample<B: AutodiffBackend>(
         &self,
         clip: &LatentClip<B::InnerBackend>,
         k: usize,
-        drop: bool,
+        start: Start,
         point: Point,
         text: &Tensor<B::InnerBackend, 3>,
         rng: &mut StdRng,
@@ -184,15 +203,27 @@ impl Setup {
 
         // The history and prefix inference would hold before chunk k.
         let mut history = HistoryBuffer::<B>::zeros(self.layout, channels, h, w, device);
-        let prefix = if k > 0 && !drop {
-            history.push(Tensor::from_inner(clip.latents.clone().narrow(
-                2,
-                0,
-                k * chunk,
-            )))?;
-            Tensor::from_inner(clip.latents.clone().narrow(2, 0, 1))
-        } else {
-            Tensor::zeros([1, channels, 1, h, w], device)
+        let earlier = |n: usize| Tensor::<B, 5>::from_inner(clip.latents.clone().narrow(2, 0, n));
+        let prefix = match start {
+            Start::Image => {
+                let noise = ConditioningNoise::default();
+                let still = Tensor::from_inner(clip.still.clone());
+                history.push(noised(still, noise.video, rng, device))?;
+                if k > 0 {
+                    history.push(earlier(k * chunk))?;
+                }
+                noised(
+                    Tensor::from_inner(clip.image.clone()),
+                    noise.image,
+                    rng,
+                    device,
+                )
+            }
+            Start::Text { drop: false } if k > 0 => {
+                history.push(earlier(k * chunk))?;
+                earlier(1)
+            }
+            Start::Text { .. } => Tensor::zeros([1, channels, 1, h, w], device),
         };
 
         let stages = self.stages;
@@ -225,6 +256,26 @@ impl Setup {
             sigma,
         })
     }
+}
+
+/// How a sample's stream started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// From the clip's first frame (I2V).
+    Image,
+    /// From the prompt alone (T2V), a later chunk's history dropped if `drop`.
+    Text { drop: bool },
+}
+
+/// `sigma eps + (1 - sigma) z` with `sigma` uniform in `range`: the pipeline's conditioning noise.
+fn noised<B: Backend>(
+    z: Tensor<B, 5>,
+    (lo, hi): (f64, f64),
+    rng: &mut StdRng,
+    device: &B::Device,
+) -> Tensor<B, 5> {
+    let sigma = rng.random_range(lo..=hi) as f32;
+    normal::<B, 5>(rng, z.dims(), device).mul_scalar(sigma) + z.mul_scalar(1.0 - sigma)
 }
 
 /// The prompt embeddings of chunk `k`'s caption.
@@ -272,8 +323,9 @@ pub struct PointLoss {
 }
 
 /// The loss of a trained `model` at each point of the sampler, on the first chunk of each of
-/// `clips` (no history: the T2V case) and on their later chunks with history: where it has
-/// learned to denoise and where it still predicts little more than its input.
+/// `clips` or on their later chunks, in streams started from the clip's first frame (`image`) or
+/// from the prompt alone: where it has learned to denoise and where it still predicts little more
+/// than its input.
 #[allow(clippy::too_many_arguments)]
 pub fn point_losses<B: AutodiffBackend>(
     model: &HeliosTransformer3DModel<B>,
@@ -284,6 +336,7 @@ pub fn point_losses<B: AutodiffBackend>(
     embeddings: &HashMap<String, Tensor<B::InnerBackend, 3>>,
     steps_per_stage: usize,
     first_chunk: bool,
+    image: bool,
     seed: u64,
     device: &B::Device,
 ) -> Result<Vec<PointLoss>> {
@@ -305,7 +358,12 @@ pub fn point_losses<B: AutodiffBackend>(
             };
             for k in ks {
                 let text = prompt_of(clip, k, embeddings)?;
-                let sample = setup.sample::<B>(clip, k, false, point, text, &mut rng, device)?;
+                let start = if image {
+                    Start::Image
+                } else {
+                    Start::Text { drop: false }
+                };
+                let sample = setup.sample::<B>(clip, k, start, point, text, &mut rng, device)?;
                 // A model that learned nothing predicts its input (its identity start).
                 let identity = (sample.input.hidden_states.clone() - sample.target.clone())
                     .powi_scalar(2)
@@ -329,6 +387,12 @@ pub fn point_losses<B: AutodiffBackend>(
 
 /// The distribution of the sampler points trained: each stage's weight shared by its steps.
 fn point_weights(setup: &Setup, stage_weights: &[f64]) -> Result<WeightedIndex<f64>> {
+    let equal = vec![1.0; setup.stages];
+    let stage_weights = if stage_weights.is_empty() {
+        &equal
+    } else {
+        stage_weights
+    };
     if stage_weights.len() != setup.stages {
         return Err(TrainError::Options(format!(
             "{} stage weights given, the scheduler has {} stages",
@@ -378,9 +442,15 @@ pub fn train_dit<B: AutodiffBackend>(
         let chunks = clip.latents.dims()[2] / setup.chunk;
         let k = rng.random_range(0..chunks.max(1));
         let text = prompt_of(clip, k, embeddings)?;
-        let drop = k > 0 && rng.random_bool(options.history_dropout);
+        let start = if rng.random_bool(options.image_start) {
+            Start::Image
+        } else {
+            Start::Text {
+                drop: k > 0 && rng.random_bool(options.history_dropout),
+            }
+        };
         let point = setup.points[pick.sample(&mut rng)];
-        let sample = setup.sample::<B>(clip, k, drop, point, text, &mut rng, device)?;
+        let sample = setup.sample::<B>(clip, k, start, point, text, &mut rng, device)?;
         let loss = sample_loss(&model, sample)?;
         let at = StepAt {
             part: TrainPart::Transformer,

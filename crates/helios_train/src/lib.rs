@@ -18,6 +18,7 @@ pub mod config;
 pub mod data;
 pub mod dit;
 mod error;
+pub mod eval;
 mod init;
 pub mod preview;
 pub mod schedule;
@@ -240,20 +241,18 @@ pub fn train_demo_on<B: AutodiffBackend>(
     let mut embeddings: HashMap<String, Tensor<B::InnerBackend, 3>> = HashMap::new();
     for i in 0..options.dit_clips as u64 {
         let clip = data::training_clip(seed.wrapping_add(i));
-        let mut latents = Vec::with_capacity(clip.chunks.len());
-        for frames in &clip.chunks {
-            let posterior = vae.encode(data::video_tensor::<Inner>(frames, &device))?;
-            latents.push(vae.normalize(posterior.mode())?);
-        }
         for caption in &clip.captions {
             if !embeddings.contains_key(caption) {
                 let e = text.encode(&[caption], DEFAULT_MAX_SEQUENCE_LENGTH)?;
                 embeddings.insert(caption.clone(), to_device(e, train_device));
             }
         }
+        let latent = data::encode_clip(&vae, &clip, &device)?;
         clips.push(dit::LatentClip {
-            latents: to_device(Tensor::cat(latents, 2), train_device),
-            captions: clip.captions,
+            latents: to_device(latent.latents, train_device),
+            image: to_device(latent.image, train_device),
+            still: to_device(latent.still, train_device),
+            captions: latent.captions,
         });
     }
     let data_seconds = started.elapsed().as_secs_f64();

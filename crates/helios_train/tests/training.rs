@@ -81,6 +81,8 @@ fn toy_dit(steps: usize) -> Vec<f32> {
     );
     let latents = coarse.repeat_dim(3, 4).repeat_dim(4, 4);
     let clip = LatentClip {
+        image: latents.clone().narrow(2, 0, 1),
+        still: latents.clone().narrow(2, 1, 1),
         latents,
         captions: vec!["a face".into(), "a face".into()],
     };
@@ -94,7 +96,8 @@ fn toy_dit(steps: usize) -> Vec<f32> {
         learning_rate: 3e-3,
         steps_per_stage: 2,
         history_dropout: 0.0,
-        stage_weights: vec![1.0, 1.0, 1.0],
+        image_start: 0.5,
+        stage_weights: Vec::new(),
     };
     let mut losses = Vec::new();
     train_dit::<TrainBackend>(
@@ -198,12 +201,12 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
     assert_eq!(steps, 4);
     assert!(report.vae_loss.is_finite() && report.dit_loss.is_finite());
 
-    // The same VAE reused for another DiT (the lowest stage trained most): DiT steps only.
+    // The same VAE reused for another DiT (its one stage weighted explicitly): DiT steps only.
     let again = out.with_extension("again");
     let reuse = TrainOptions {
         vae_from: Some(out.clone()),
         dit: DitTraining {
-            stage_weights: vec![4.0, 1.0, 1.0],
+            stage_weights: vec![4.0],
             ..options.dit.clone()
         },
         ..options.clone()
@@ -228,7 +231,7 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
     assert!(same_vae, "the reused VAE is copied as it is");
     assert!(
         matches!(refused, Err(helios_train::TrainError::Options(_))),
-        "two stage weights for three stages: {refused:?}"
+        "two stage weights for one stage: {refused:?}"
     );
 
     let pipeline = HeliosPipeline::<NdArray<f32>>::load(&out, &Default::default());

@@ -1,0 +1,112 @@
+//! Reading a demo checkpoint's videos back with the measurements `helios_faces` calibrates on its
+//! renderer (the emotion classifier, mouth motion, the light's warmth, identity): what the meaning
+//! tests and the `demo_eval` example check.
+//!
+//! A stream is asked for the way the plugin asks: the prompt is the plugin's template over a
+//! scene, and the stream starts from the character's neutral portrait in the scene's light (the
+//! picture a game renders of its NPC), or from the prompt alone.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use burn::backend::NdArray;
+use helios_faces::{Character, Clip, Emotion, EmotionClassifier, Lighting, SceneText};
+use helios_model::pipeline::{
+    ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest,
+};
+use image::RgbImage;
+
+use crate::data::{SIZE, caption};
+use crate::error::Result;
+
+/// The backend the checks run on (the CPU, as the tests do).
+pub type EvalBackend = NdArray<f32>;
+
+/// A scene of the demo model's world: a character (a `helios_faces` seed), an emotion, a line
+/// or silence, a light.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scene {
+    /// The character's seed.
+    pub character: u64,
+    /// The emotion.
+    pub emotion: Emotion,
+    /// The line being spoken, if any.
+    pub line: Option<&'static str>,
+    /// The light.
+    pub lighting: Lighting,
+}
+
+impl Scene {
+    /// The prompt the plugin sends for this scene.
+    pub fn prompt(&self) -> String {
+        let who = Character::from_seed(self.character).description();
+        caption(&SceneText::new(
+            &who,
+            self.emotion,
+            self.line,
+            self.lighting,
+        ))
+    }
+
+    /// The character's neutral, silent portrait in this scene's light.
+    pub fn portrait(&self) -> RgbImage {
+        Clip::portrait(self.character, self.lighting, SIZE)
+    }
+}
+
+/// A loaded demo checkpoint.
+pub struct DemoModel {
+    pipeline: Arc<HeliosPipeline<EvalBackend>>,
+}
+
+impl DemoModel {
+    /// Loads the checkpoint folder `dir`.
+    pub fn load(dir: &std::path::Path) -> Result<Self> {
+        let pipeline = HeliosPipeline::load(dir, &Default::default())?;
+        Ok(Self {
+            pipeline: Arc::new(pipeline),
+        })
+    }
+
+    /// A stream of `scene` with noise seed `seed`, at the checkpoint's own steps, starting from
+    /// the scene's portrait when `from_portrait` (else from the prompt alone).
+    pub fn stream(
+        &self,
+        scene: &Scene,
+        seed: u64,
+        from_portrait: bool,
+    ) -> Result<ChunkStream<EvalBackend>> {
+        let params = GenerationParams {
+            height: Some(SIZE as usize),
+            width: Some(SIZE as usize),
+            seed,
+            ..GenerationParams::default()
+        };
+        let mut request = StreamRequest::with_params(scene.prompt(), params);
+        if from_portrait {
+            request.conditioning = Conditioning::Image(scene.portrait());
+        }
+        Ok(ChunkStream::new(self.pipeline.clone(), request)?)
+    }
+}
+
+/// The next chunk of `stream` as pictures.
+pub fn next_frames(stream: &mut ChunkStream<EvalBackend>) -> Result<Vec<RgbImage>> {
+    Ok(stream
+        .next_chunk(&AtomicBool::new(false))?
+        .frames
+        .to_images()?)
+}
+
+/// The emotion a chunk shows: the classifier's scores summed over its second half (the face
+/// eases into a new expression over the first frames of a chunk).
+pub fn read_emotion(classifier: &EmotionClassifier, frames: &[RgbImage]) -> Emotion {
+    let mut total = [0.0f32; 6];
+    for frame in frames.iter().skip(frames.len() / 2) {
+        for (t, (_, s)) in total.iter_mut().zip(classifier.scores(frame)) {
+            *t += s;
+        }
+    }
+    let best = (0..6).fold(0, |b, i| if total[i] > total[b] { i } else { b });
+    Emotion::ALL[best]
+}
