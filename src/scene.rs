@@ -1,7 +1,13 @@
 //! The NPC-face scene shared by `npc_face`, `headless_capture` and the headless test.
 
+use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy_helios::prelude::*;
+use helios_faces::{
+    Character, Clip, DEFAULT_SIZE, Emotion, LINES as FACE_LINES, LightDirection, Lighting,
+    SceneText, Tint,
+};
 
 /// The NPC whose face quad shows the stream.
 #[derive(Component)]
@@ -11,25 +17,70 @@ pub struct NpcFace;
 #[derive(Component)]
 pub struct Caption;
 
-/// Emotions the keys 1-4 switch to.
-pub const EMOTIONS: [&str; 4] = ["calm", "joyful, laughing", "angry, shouting", "frightened"];
-/// Lines Space cycles through.
-pub const LINES: [&str; 3] = [
-    "The storm is coming tonight.",
-    "Have you seen my lantern?",
-    "Leave this island while you can.",
+/// Emotions the keys 1-4 switch to, in the words of the embedded demo model's data.
+pub const EMOTIONS: [Emotion; 4] = [
+    Emotion::Neutral,
+    Emotion::Happy,
+    Emotion::Angry,
+    Emotion::Surprised,
 ];
+/// Lines Space cycles through, then silence (lines of the demo model's data).
+pub const LINES: [&str; 3] = [FACE_LINES[0], FACE_LINES[1], FACE_LINES[4]];
+/// The NPC: a character of the demo model's data (its seed there).
+pub const NPC_SEED: u64 = 3;
 
-/// The NPC's first scene context.
-pub fn keeper_context() -> SceneContext {
-    SceneContext {
-        character: "an old lighthouse keeper with a grey beard".into(),
-        emotion: EMOTIONS[0].into(),
-        line: Some(LINES[0].into()),
-        lighting: "warm lantern light from the left".into(),
-        mood: "tense".into(),
-        framing: "close-up portrait".into(),
+/// The scene's light: warm candle light from the left.
+pub fn npc_lighting() -> Lighting {
+    Lighting {
+        tint: Tint::Warm,
+        dim: false,
+        direction: LightDirection::Left,
     }
+}
+
+/// The NPC's scene context for `emotion` and `line`, in the demo model's words (the fields the
+/// training captions were written from).
+pub fn npc_context(emotion: Emotion, line: Option<&str>) -> SceneContext {
+    let scene = SceneText::new(
+        &Character::from_seed(NPC_SEED).description(),
+        emotion,
+        line,
+        npc_lighting(),
+    );
+    SceneContext {
+        character: scene.character,
+        emotion: scene.emotion,
+        line: scene.line,
+        lighting: scene.lighting,
+        mood: scene.mood,
+        framing: scene.framing,
+    }
+}
+
+/// The NPC's first scene context: calm, greeting.
+pub fn keeper_context() -> SceneContext {
+    npc_context(EMOTIONS[0], Some(LINES[0]))
+}
+
+/// A portrait of the NPC (neutral, in the scene's light) drawn by the demo data's renderer: the
+/// picture its stream starts from (image-to-video), as a game would render its character.
+pub fn npc_portrait() -> Image {
+    let portrait = Clip::portrait(NPC_SEED, npc_lighting(), DEFAULT_SIZE);
+    let (width, height) = portrait.dimensions();
+    let rgba = image::DynamicImage::ImageRgb8(portrait)
+        .into_rgba8()
+        .into_raw();
+    Image::new(
+        Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        rgba,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+    )
 }
 
 /// Where the camera looks at the NPC from.
@@ -47,6 +98,7 @@ pub fn spawn_npc_face(
 ) -> Entity {
     let (width, height) = settings.frame_size();
     let face = images.add(HeliosScreen::blank_image(width, height));
+    let portrait = images.add(npc_portrait());
     let aspect = width as f32 / height.max(1) as f32;
     commands.spawn((
         Mesh3d(meshes.add(Plane3d::default().mesh().size(8.0, 8.0))),
@@ -60,7 +112,7 @@ pub fn spawn_npc_face(
     let npc = commands
         .spawn((
             NpcFace,
-            HeliosScreen::new(face.clone()),
+            HeliosScreen::new(face.clone()).with_start_image(portrait),
             keeper_context(),
             Mesh3d(meshes.add(Rectangle::new(0.6 * aspect, 0.6))),
             MeshMaterial3d(materials.add(StandardMaterial {
@@ -83,7 +135,8 @@ pub fn spawn_npc_face(
     npc
 }
 
-/// Keys 1-4 switch the emotion, Space the line.
+/// Keys 1-4 switch the emotion (and the mood that goes with it); Space cycles the lines, then
+/// silence.
 pub fn switch_emotion(
     keys: Res<ButtonInput<KeyCode>>,
     mut npcs: Query<&mut SceneContext, With<NpcFace>>,
@@ -95,17 +148,25 @@ pub fn switch_emotion(
         KeyCode::Digit4,
     ];
     for mut ctx in &mut npcs {
+        let mut emotion = EMOTIONS
+            .into_iter()
+            .find(|e| ctx.emotion == e.as_str())
+            .unwrap_or(EMOTIONS[0]);
+        let mut line = ctx.line.clone();
         for (i, key) in digits.iter().enumerate() {
             if keys.just_pressed(*key) {
-                ctx.emotion = EMOTIONS[i].into();
+                emotion = EMOTIONS[i];
             }
         }
         if keys.just_pressed(KeyCode::Space) {
-            let next = LINES
-                .iter()
-                .position(|l| ctx.line.as_deref() == Some(*l))
-                .map_or(0, |i| (i + 1) % LINES.len());
-            ctx.line = Some(LINES[next].into());
+            line = match LINES.iter().position(|l| line.as_deref() == Some(*l)) {
+                None => Some(LINES[0].to_string()),
+                Some(i) => LINES.get(i + 1).map(|l| l.to_string()),
+            };
+        }
+        let wanted = npc_context(emotion, line.as_deref());
+        if *ctx != wanted {
+            *ctx = wanted;
         }
     }
 }
@@ -119,7 +180,7 @@ pub fn update_caption(
         return;
     };
     text.0 = format!(
-        "[1-4] emotion  [space] line\n{:?} | chunks {} | shown {} | underruns {} | dropped {}\n{}",
+        "[1-4] neutral, happy, angry, surprised  [space] line\n{:?} | chunks {} | shown {} | underruns {} | dropped {}\n{}",
         stream.status,
         stream.chunks,
         stream.frames_shown,

@@ -14,7 +14,9 @@ use crate::prompt::PromptTracker;
 /// Spawn it on an NPC (optionally with a [`SceneContext`](crate::prompt::SceneContext), which
 /// then drives the prompt) and use [`HeliosScreen::image`] in a material, a UI node or a sprite.
 /// The plugin starts the stream on its own unless [`HeliosScreen::autostart`] is `false`
-/// (then send [`StartStream`](crate::messages::StartStream)).
+/// (then send [`StartStream`](crate::messages::StartStream)). With a
+/// [`start_image`](HeliosScreen::with_start_image) (a portrait of the NPC, say) every start of the
+/// stream is image-to-video from that picture.
 #[derive(Component, Clone, Debug, Reflect)]
 #[reflect(Component)]
 #[require(HeliosStream)]
@@ -27,6 +29,9 @@ pub struct HeliosScreen {
     pub pause_when_hidden: bool,
     /// The prompt when the entity has no `SceneContext`.
     pub prompt: String,
+    /// The picture each start of the stream begins from (I2V); `None`: the prompt alone (T2V).
+    /// A start waits until the image asset is loaded.
+    pub start_image: Option<Handle<Image>>,
 }
 
 impl HeliosScreen {
@@ -37,7 +42,16 @@ impl HeliosScreen {
             autostart: true,
             pause_when_hidden: true,
             prompt: String::new(),
+            start_image: None,
         }
+    }
+
+    /// Starts the stream from `image` (image-to-video), e.g. a portrait of the character; see
+    /// [`SetConditioningImage`](crate::messages::SetConditioningImage) to change it mid-stream.
+    #[must_use]
+    pub fn with_start_image(mut self, image: Handle<Image>) -> Self {
+        self.start_image = Some(image);
+        self
     }
 
     /// Sets the prompt used when the entity has no `SceneContext`.

@@ -453,3 +453,85 @@ fn an_inspector_panel_edit_reaches_the_worker_as_a_new_prompt() {
     assert_eq!(view.streams[0].stream.applied_prompt, applied);
     assert!(frame(&app, vec![]).is_empty());
 }
+
+#[test]
+fn a_start_image_is_waited_for_and_an_unreadable_one_is_an_error() {
+    let mut app = app(settings());
+    let (w, h) = app.world().resource::<HeliosSettings>().frame_size();
+    let (face, portrait) = {
+        let mut images = app.world_mut().resource_mut::<Assets<Image>>();
+        (
+            images.add(HeliosScreen::blank_image(w, h)),
+            images.reserve_handle(),
+        )
+    };
+    let e = app
+        .world_mut()
+        .spawn((
+            HeliosScreen::new(face).with_start_image(portrait.clone()),
+            ctx("calm"),
+        ))
+        .id();
+    run_until(&mut app, "worker ready", |a| {
+        a.world().resource::<HeliosWorkerStatus>().state == HeliosWorkerState::Ready
+    });
+    for _ in 0..20 {
+        app.update();
+    }
+    assert_eq!(
+        stream(&app, e).status,
+        HeliosStreamStatus::Idle,
+        "the start waits for the image"
+    );
+    let mut picture = HeliosScreen::blank_image(w, h);
+    if let Some(data) = picture.data.as_mut() {
+        for px in data.chunks_exact_mut(4) {
+            px.copy_from_slice(&[200, 150, 120, 255]);
+        }
+    }
+    let _ = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .insert(&portrait, picture);
+    run_until(&mut app, "frames from the portrait start", |a| {
+        stream(a, e).frames_shown >= 1
+    });
+
+    // A picture the model cannot read (float texels): an error naming the screen, and the stream
+    // starts from the prompt alone.
+    let float = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(Image::new_fill(
+            bevy::render::render_resource::Extent3d {
+                width: 4,
+                height: 4,
+                depth_or_array_layers: 1,
+            },
+            bevy::render::render_resource::TextureDimension::D2,
+            &[0; 16],
+            bevy::render::render_resource::TextureFormat::Rgba32Float,
+            bevy::asset::RenderAssetUsages::MAIN_WORLD,
+        ));
+    let face2 = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(HeliosScreen::blank_image(w, h));
+    let e2 = app
+        .world_mut()
+        .spawn((
+            HeliosScreen::new(face2).with_start_image(float),
+            ctx("calm"),
+        ))
+        .id();
+    let err = next_error(&mut app);
+    assert_eq!(err.entity, Some(e2), "the error names the screen");
+    assert!(
+        matches!(err.error, HeliosError::ConditioningImage(_)),
+        "{:?}",
+        err.error
+    );
+    run_until(&mut app, "frames from the prompt alone", |a| {
+        stream(a, e2).frames_shown >= 1
+    });
+}

@@ -76,6 +76,17 @@ impl DemoModel {
         seed: u64,
         from_portrait: bool,
     ) -> Result<ChunkStream<EvalBackend>> {
+        self.stream_from(scene, seed, from_portrait.then(|| scene.portrait()))
+    }
+
+    /// A stream of `scene` with noise seed `seed` starting from `image` (I2V), or from the prompt
+    /// alone.
+    pub fn stream_from(
+        &self,
+        scene: &Scene,
+        seed: u64,
+        image: Option<RgbImage>,
+    ) -> Result<ChunkStream<EvalBackend>> {
         let params = GenerationParams {
             height: Some(SIZE as usize),
             width: Some(SIZE as usize),
@@ -83,8 +94,8 @@ impl DemoModel {
             ..GenerationParams::default()
         };
         let mut request = StreamRequest::with_params(scene.prompt(), params);
-        if from_portrait {
-            request.conditioning = Conditioning::Image(scene.portrait());
+        if let Some(image) = image {
+            request.conditioning = Conditioning::Image(image);
         }
         Ok(ChunkStream::new(self.pipeline.clone(), request)?)
     }

@@ -3,7 +3,7 @@
 //! flushes the commands that waited for room and reports the ones evicted.
 
 use bevy::prelude::*;
-use helios_model::pipeline::StreamRequest;
+use helios_model::pipeline::{Conditioning, StreamRequest};
 use helios_worker::{QualityPolicy, WorkerCommand};
 
 use super::state::{HeliosWorker, HeliosWorkerStatus};
@@ -18,10 +18,14 @@ pub(super) fn streams_can_run(worker: Res<HeliosWorker>) -> bool {
 }
 
 /// Sends a start for each stream that wants one (an autostarting idle screen, or a
-/// [`StartStream`](crate::StartStream)), with its first prompt and priority.
+/// [`StartStream`](crate::StartStream)), with its first prompt, its start image (once loaded) and
+/// its priority. A start image that cannot be read is a [`HeliosWorkerError`]; the stream then
+/// starts from the prompt alone.
 pub(super) fn start_streams(
     settings: Res<HeliosSettings>,
     mut worker: ResMut<HeliosWorker>,
+    images: Res<Assets<Image>>,
+    mut errors: MessageWriter<HeliosWorkerError>,
     mut screens: Query<(
         Entity,
         &HeliosScreen,
@@ -39,12 +43,29 @@ pub(super) fn start_streams(
         if !wanted {
             continue;
         }
+        let conditioning = match &screen.start_image {
+            None => Conditioning::None,
+            Some(handle) => match images.get(handle).map(image_to_rgb) {
+                None => continue,
+                Some(Ok(rgb)) => Conditioning::Image(rgb),
+                Some(Err(error)) => {
+                    warn!("bevy_helios: start image of {entity}: {error}");
+                    errors.write(HeliosWorkerError {
+                        entity: Some(entity),
+                        error,
+                    });
+                    Conditioning::None
+                }
+            },
+        };
         let id = worker.new_stream_id();
         let prompt = playback.wanted_prompt.clone();
         let mut params = settings.generation.clone();
         params.seed = params.seed.wrapping_add(worker.next_seed);
         worker.next_seed += 1;
-        let request = Box::new(StreamRequest::with_params(prompt.clone(), params));
+        let mut request = StreamRequest::with_params(prompt.clone(), params);
+        request.conditioning = conditioning;
+        let request = Box::new(request);
         let quality = settings
             .adaptive_quality
             .then(|| QualityPolicy::at_fps(settings.fps));
