@@ -12,6 +12,22 @@ use bevy::prelude::*;
 use bevy_helios::prelude::*;
 use clap::{Parser, ValueEnum};
 
+/// Settings on the repository's random-weights tiny checkpoint (`crates/helios_model/embedded/
+/// tiny-helios`, the model the port is checked against) at one step per pyramid stage and 32
+/// prompt tokens: fast, for tests of the machinery rather than of what the video shows.
+pub fn tiny_model_settings() -> HeliosSettings {
+    let mut settings = HeliosSettings {
+        model_dir: Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crates/helios_model/embedded/tiny-helios"
+        ))),
+        ..default()
+    };
+    settings.generation.steps = Some(vec![1, 1, 1]);
+    settings.generation.max_sequence_length = Some(32);
+    settings
+}
+
 /// Asset loading from this repository's `assets/` (the `*.helios.ron` settings files), whatever
 /// the working directory.
 pub fn asset_plugin() -> AssetPlugin {
@@ -49,7 +65,7 @@ pub enum UploadArg {
 /// Flags every example takes.
 #[derive(Parser, Debug, Clone, Default)]
 pub struct DemoArgs {
-    /// A real Helios checkpoint folder (diffusers layout); default: the embedded tiny model.
+    /// A real Helios checkpoint folder (diffusers layout); default: the embedded demo model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The burn backend.
@@ -58,11 +74,11 @@ pub struct DemoArgs {
     /// How frames reach the texture.
     #[arg(long, value_enum, default_value_t)]
     pub upload: UploadArg,
-    /// Frame width (default: 128 for the tiny model, the checkpoint's with `--model`); a multiple
+    /// Frame width (default: 128 for the demo model, the checkpoint's with `--model`); a multiple
     /// of 64.
     #[arg(long)]
     pub width: Option<usize>,
-    /// Frame height (default: 128 for the tiny model, the checkpoint's with `--model`); a
+    /// Frame height (default: 128 for the demo model, the checkpoint's with `--model`); a
     /// multiple of 64.
     #[arg(long)]
     pub height: Option<usize>,

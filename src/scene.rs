@@ -88,6 +88,17 @@ pub fn camera_transform() -> Transform {
     Transform::from_xyz(0.0, 1.6, 2.2).looking_at(Vec3::new(0.0, 1.5, 0.0), Vec3::Y)
 }
 
+/// The NPC's stream: its screen (showing in `face`, starting from its portrait) and its first
+/// scene context. [`spawn_npc_face`] puts these on the face quad.
+pub fn npc_stream(images: &mut Assets<Image>, face: Handle<Image>) -> impl Bundle {
+    let portrait = images.add(npc_portrait());
+    (
+        NpcFace,
+        HeliosScreen::new(face).with_start_image(portrait),
+        keeper_context(),
+    )
+}
+
 /// Spawns the room, the NPC (body + face quad with the stream) and a light; returns the face entity.
 pub fn spawn_npc_face(
     commands: &mut Commands,
@@ -98,7 +109,6 @@ pub fn spawn_npc_face(
 ) -> Entity {
     let (width, height) = settings.frame_size();
     let face = images.add(HeliosScreen::blank_image(width, height));
-    let portrait = images.add(npc_portrait());
     let aspect = width as f32 / height.max(1) as f32;
     commands.spawn((
         Mesh3d(meshes.add(Plane3d::default().mesh().size(8.0, 8.0))),
@@ -111,9 +121,7 @@ pub fn spawn_npc_face(
     ));
     let npc = commands
         .spawn((
-            NpcFace,
-            HeliosScreen::new(face.clone()).with_start_image(portrait),
-            keeper_context(),
+            npc_stream(images, face.clone()),
             Mesh3d(meshes.add(Rectangle::new(0.6 * aspect, 0.6))),
             MeshMaterial3d(materials.add(StandardMaterial {
                 base_color_texture: Some(face),

@@ -1,5 +1,5 @@
 //! The headless capture of the `npc_face` scene (real renderer on lavapipe / any Vulkan device,
-//! real worker on the tiny model): the face region changes between captured ticks, with both
+//! real worker on the random-weights tiny checkpoint): the face region changes between captured ticks, with both
 //! upload paths, and with the model itself on burn's wgpu backend running on Bevy's own wgpu
 //! device (`GpuSharing::SharedDevice`), its frames going buffer-to-texture without a readback.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy_helios::prelude::*;
 use helios_examples::headless::{CaptureConfig, FACE_REGION, PLAYBACK_FILE, headless_app};
+use helios_examples::tiny_model_settings;
 
 fn face_mean(path: &std::path::Path) -> Vec<f32> {
     let img = image::open(path).unwrap().to_rgb8();
@@ -80,13 +81,13 @@ fn capture(settings: HeliosSettings) -> u64 {
 fn headless_capture_face_changes_with_both_upload_paths_and_the_shared_device() {
     let cpu = capture(HeliosSettings {
         upload: UploadPath::Cpu,
-        ..default()
+        ..tiny_model_settings()
     });
     assert_eq!(cpu, 0);
     // NdArray frames through a staging buffer into the texture.
     let staged = capture(HeliosSettings {
         upload: UploadPath::GpuResident,
-        ..default()
+        ..tiny_model_settings()
     });
     assert_eq!(staged, 0);
     // The whole GPU path: burn Wgpu on Bevy's RenderDevice, each frame packed to RGBA8 on that
@@ -95,7 +96,7 @@ fn headless_capture_face_changes_with_both_upload_paths_and_the_shared_device() 
         backend: HeliosBackend::Wgpu,
         gpu_sharing: GpuSharing::SharedDevice,
         upload: UploadPath::GpuResident,
-        ..default()
+        ..tiny_model_settings()
     });
     assert!(resident >= 6, "frames came from the GPU buffer: {resident}");
 }

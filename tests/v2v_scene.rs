@@ -1,6 +1,6 @@
 //! The game's own frames as context, end to end: a real renderer (lavapipe, or any Vulkan device)
 //! draws the V2V scene into an image, the plugin reads it back and hands it to the real worker on
-//! the embedded tiny model, and the generated frames land in the screen's image. A red cube in
+//! the random-weights tiny checkpoint, and the generated frames land in the screen's image. A red cube in
 //! the game view changes the generated frames and their mean colour; without the video context
 //! the same cube changes nothing.
 
@@ -16,6 +16,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::time::TimeUpdateStrategy;
 use bevy_helios::prelude::*;
 use helios_examples::headless::headless_plugins;
+use helios_examples::tiny_model_settings;
 use helios_examples::v2v::{SKY, V2vHandles, V2vScene, spawn_v2v_scene};
 
 /// The handles of the scene, for the test to read.
@@ -64,7 +65,7 @@ fn setup(
 fn app(cube: bool, video: bool) -> App {
     let mut app = App::new();
     app.add_plugins(headless_plugins())
-        .add_plugins(HeliosPlugin::default())
+        .add_plugins(HeliosPlugin::default().with_settings(tiny_model_settings()))
         .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
             1.0 / 24.0,
         )))
@@ -192,7 +193,7 @@ fn a_red_cube_in_the_game_view_changes_the_generated_frames() {
         with_cube, without_cube,
         "the cube in the game view reaches the generated frames"
     );
-    // The embedded model has random weights: its output hardly depends on its history, so the
+    // The tiny checkpoint has random weights: its output hardly depends on its history, so the
     // colour moves only a little; but it moves, and only through the video context.
     let (a, b) = (mean(&with_cube), mean(&without_cube));
     let moved: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum();

@@ -17,7 +17,7 @@ use crate::prompt::PromptTemplate;
 /// setting).
 #[derive(Reflect, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HeliosBackend {
-    /// CPU (`burn::backend::NdArray<f32>`): runs everywhere; fine for the embedded tiny model.
+    /// CPU (`burn::backend::NdArray<f32>`): runs everywhere; fine for the embedded demo model.
     #[default]
     NdArray,
     /// GPU (`burn::backend::Wgpu`): wgpu 29, the same wgpu Bevy renders with.
@@ -115,8 +115,8 @@ impl std::fmt::Debug for HeliosRemote {
 #[reflect(Resource)]
 #[serde(default)]
 pub struct HeliosSettings {
-    /// The diffusers-layout checkpoint folder; `None` = the embedded tiny model
-    /// ([`HeliosSettings::embedded_model_dir`]), whose random weights make abstract motion.
+    /// The diffusers-layout checkpoint folder; `None` = the embedded demo model
+    /// ([`HeliosSettings::embedded_model_dir`]): cartoon NPC faces that follow the scene context.
     pub model_dir: Option<PathBuf>,
     /// The burn backend.
     pub backend: HeliosBackend,
@@ -130,9 +130,10 @@ pub struct HeliosSettings {
     /// `n` uses `seed + n`), amplified first chunk, negative prompt, prompt tokens. `None` fields
     /// take the checkpoint's defaults (`[2, 2, 2]` steps and no CFG for Helios Distilled, 384x640
     /// frames, 512 prompt tokens). Sizes must be multiples of the checkpoint's size multiple (VAE
-    /// factor x patch x 2 per extra pyramid stage: 64 for the tiny model and Helios Distilled).
+    /// factor x patch x 2 per extra pyramid stage: 16 for the demo model, 64 for Helios
+    /// Distilled).
     /// In RON, a `generation: (...)` section replaces this whole field: what it leaves out takes
-    /// the checkpoint's defaults, not the tiny model's.
+    /// the checkpoint's defaults.
     #[reflect(ignore)]
     pub generation: GenerationParams,
     /// Playback rate of the generated video (Helios: 24 fps).
@@ -179,7 +180,7 @@ pub struct HeliosSettings {
 }
 
 impl Default for HeliosSettings {
-    /// Sized for the embedded tiny model: 128x128 frames, one step per pyramid stage (about a
+    /// Sized for the embedded demo model: 128x128 frames, one step per pyramid stage (about a
     /// second per chunk on a CPU), 32 prompt tokens.
     fn default() -> Self {
         Self {
@@ -191,9 +192,7 @@ impl Default for HeliosSettings {
             generation: GenerationParams {
                 width: Some(128),
                 height: Some(128),
-                steps: Some(vec![1, 1, 1]),
                 seed: 42,
-                max_sequence_length: Some(32),
                 ..GenerationParams::default()
             },
             fps: 24.0,
@@ -217,7 +216,7 @@ impl HeliosSettings {
     /// Settings for a real Helios checkpoint at `model_dir` (e.g. Helios-Distilled): every
     /// generation parameter at the checkpoint's default (for Distilled: 640x384 frames,
     /// `[2, 2, 2]` steps, no CFG, 512 prompt tokens) with the amplified first chunk, as the
-    /// reference runs it. [`HeliosSettings::default`] is sized for the embedded tiny model instead.
+    /// reference runs it. [`HeliosSettings::default`] is sized for the embedded demo model instead.
     pub fn real_checkpoint(model_dir: impl Into<PathBuf>) -> Self {
         Self {
             model_dir: Some(model_dir.into()),
@@ -230,7 +229,7 @@ impl HeliosSettings {
         }
     }
 
-    /// The folder of the embedded tiny model: compiled into `helios_model` and written once into
+    /// The folder of the embedded demo model: compiled into `helios_model` and written once into
     /// the user's cache folder (`HELIOS_MODEL_DIR` names another), so a game that depends on this
     /// crate has it wherever it runs. The one place the plugin names it.
     pub fn embedded_model_dir() -> HeliosResult<PathBuf> {

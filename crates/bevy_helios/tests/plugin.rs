@@ -1,4 +1,4 @@
-//! The plugin in a real headless Bevy `App` with the real worker on the embedded tiny model.
+//! The plugin in a real headless Bevy `App` with the real worker on the embedded demo model.
 
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -168,7 +168,7 @@ fn a_bad_model_folder_is_an_error_message_and_the_app_goes_on() {
 
 #[test]
 fn a_bad_frame_size_is_a_stream_error_and_a_new_stream_starts() {
-    // 100 is not a multiple of the tiny model's 64 (VAE x patch x pyramid): the model rejects it.
+    // 100 is not a multiple of the demo model's 16 (VAE x patch): the model rejects it.
     let mut bad = settings();
     bad.generation.width = Some(100);
     let mut app = app(bad);

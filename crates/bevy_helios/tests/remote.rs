@@ -15,7 +15,7 @@ use bevy_helios::{HeliosRemote, HeliosWorkerState};
 use helios_serve::{ServeConfig, Server, ServerHandle};
 use helios_worker::{EngineBackend, EngineConfig};
 
-/// A `helios serve` on the embedded tiny model, on its own runtime thread.
+/// A `helios serve` on the embedded demo model, on its own runtime thread.
 struct Served {
     addr: SocketAddr,
     handle: ServerHandle,

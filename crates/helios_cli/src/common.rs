@@ -1,4 +1,4 @@
-//! What `generate` and `bench` share: the model folder (the embedded tiny model by default), the
+//! What `generate` and `bench` share: the model folder (the embedded demo model by default), the
 //! generation parameters of the flags, and loading with a progress line.
 
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{BackendChoice, PrecisionChoice};
 
-/// The model folder when none is named: `HELIOS_MODEL_DIR`, else the tiny model compiled into
-/// `helios_model` (random weights, abstract motion), written once into the user's cache folder.
+/// The model folder when none is named: `HELIOS_MODEL_DIR`, else the demo model compiled into
+/// `helios_model` (cartoon NPC faces), written once into the user's cache folder.
 pub fn default_model_dir() -> Result<PathBuf> {
     helios_model::embedded::default_model_dir().context("cannot prepare the embedded model")
 }
@@ -30,7 +30,7 @@ fn model_from_env() -> bool {
 /// (`generate`, `bench` and `serve`).
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// Diffusers-layout Helios folder [default: $HELIOS_MODEL_DIR, else the embedded tiny model, random weights]
+    /// Diffusers-layout Helios folder [default: $HELIOS_MODEL_DIR, else the embedded demo model]
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Backend to run on

@@ -108,16 +108,36 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         conditioning,
         ..StreamRequest::with_params(args.prompt.clone(), params)
     };
+    write_stream(&args.model, request, &[], args.frames, &target)
+}
+
+/// Loads the model of `model`, writes `num_frames` frames of the stream of `request` to `target`
+/// (switching to `later_prompts` at later chunks, see [`generate`]) and prints what it wrote. Ctrl-C
+/// stops it with nothing written.
+pub(crate) fn write_stream(
+    model: &ModelArgs,
+    request: StreamRequest,
+    later_prompts: &[String],
+    num_frames: usize,
+    target: &OutputTarget,
+) -> Result<()> {
     install_interrupt();
-    let dir = args.model.dir()?;
+    let dir = model.dir()?;
     let start = Instant::now();
-    let summary = with_backend!(args.model.engine.backend, |device: B| {
+    let summary = with_backend!(model.engine.backend, |device: B| {
         let pipeline = Arc::new(load_pipeline::<B>(
             &dir,
             &device,
-            args.model.load_options::<B>(&device),
+            model.load_options::<B>(&device),
         )?);
-        match generate::<B>(pipeline, request, args.frames, &target, &INTERRUPTED) {
+        match generate::<B>(
+            pipeline,
+            request,
+            later_prompts,
+            num_frames,
+            target,
+            &INTERRUPTED,
+        ) {
             Ok(summary) => summary,
             Err(_) if INTERRUPTED.load(Ordering::Acquire) => {
                 bail!(
@@ -150,9 +170,12 @@ fn chunk_bar(index: usize, chunks: usize, len: usize) -> Result<ProgressBar> {
     Ok(bar)
 }
 
+/// Writes `num_frames` frames of the stream of `request` to `target`; chunk `i` > 0 switches to
+/// `later_prompts[i - 1]` where there is one (at once, no blending).
 fn generate<B: Backend>(
     pipeline: Arc<HeliosPipeline<B>>,
     request: StreamRequest,
+    later_prompts: &[String],
     num_frames: usize,
     target: &OutputTarget,
     cancel: &AtomicBool,
@@ -164,6 +187,9 @@ fn generate<B: Backend>(
     let mut sink = target.open(width as u32, height as u32)?;
     let mut written = 0;
     for index in 0..plan.chunks {
+        if let Some(prompt) = index.checked_sub(1).and_then(|i| later_prompts.get(i)) {
+            stream.set_prompt(prompt, 1)?;
+        }
         let stage_steps = stream.next_chunk_stage_steps()?;
         let stages = stage_steps.len();
         let bar = chunk_bar(index, plan.chunks, stage_steps.iter().sum())?;

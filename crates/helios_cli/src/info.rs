@@ -99,7 +99,10 @@ pub fn run(dir: &Path) -> Result<()> {
     let pipeline = index["_class_name"].as_str().unwrap_or("?");
     let kind = match checkpoint.pipeline {
         PipelineClass::Single => "single stage".to_owned(),
-        PipelineClass::Pyramid => format!("pyramid, {} stages", checkpoint.scheduler.stages),
+        PipelineClass::Pyramid => match checkpoint.scheduler.stages {
+            1 => "pyramid, 1 stage".to_string(),
+            n => format!("pyramid, {n} stages"),
+        },
     };
     writeln!(out, "checkpoint: {}", dir.display())?;
     writeln!(out, "pipeline: {pipeline} ({kind})")?;

@@ -5,6 +5,7 @@ mod backend;
 mod bench;
 mod check;
 mod common;
+mod demo;
 mod generate;
 mod info;
 mod input;
@@ -31,9 +32,11 @@ struct Cli {
 enum Command {
     /// Generate a video from a prompt (and an image or video) into an .mp4, a .gif or a folder of PNGs.
     Generate(Box<generate::GenerateArgs>),
+    /// Animate an NPC of the embedded demo model: its portrait, then an emotion per chunk.
+    Demo(Box<demo::DemoArgs>),
     /// Show what a checkpoint holds: classes, configs, parameters, dtypes, bytes on disk.
     Info {
-        /// Diffusers-layout Helios folder [default: the embedded tiny model]
+        /// Diffusers-layout Helios folder [default: the embedded demo model]
         dir: Option<PathBuf>,
     },
     /// Time the whole pipeline (text, denoising, VAE decode) over several runs.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Generate(args) => generate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => demo::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Info { dir } => dir
             .map_or_else(common::default_model_dir, Ok)
             .and_then(|dir| info::run(&dir))

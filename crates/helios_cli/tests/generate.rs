@@ -1,4 +1,4 @@
-//! `helios generate` end to end through the real binary on the embedded tiny model: bad inputs fail
+//! `helios generate` end to end through the real binary on the embedded demo model: bad inputs fail
 //! before any work with a clear message and leave nothing behind; good ones write the frames.
 
 // Test code: a failed setup step is a failed test.
@@ -11,9 +11,17 @@ use std::process::{Command, Output};
 use image::AnimationDecoder;
 use image::codecs::gif::GifDecoder;
 
+/// The random-weights tiny checkpoint: these tests are about the command's machinery (and it is
+/// fast); `demo_writes_a_gif_of_the_embedded_model` runs the embedded demo model.
+const TINY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../helios_model/embedded/tiny-helios"
+);
+
 fn helios(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_helios"))
         .args(args)
+        .env("HELIOS_MODEL_DIR", TINY)
         .output()
         .unwrap()
 }
@@ -378,6 +386,7 @@ fn interrupt_leaves_nothing_behind() {
             "--out",
             out.to_str().unwrap(),
         ])
+        .env("HELIOS_MODEL_DIR", TINY)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -410,5 +419,34 @@ fn interrupt_leaves_nothing_behind() {
         names(dir.path()),
         Vec::<String>::new(),
         "partial output left behind"
+    );
+}
+
+#[test]
+fn demo_writes_a_gif_of_the_embedded_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("face.gif");
+    let out = Command::new(env!("CARGO_BIN_EXE_helios"))
+        .args(["demo", "--emotions", "neutral,happy", "--out"])
+        .arg(&gif)
+        .env_remove("HELIOS_MODEL_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("chunk 2: ") && stdout.contains("happy expression"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wrote 65 frames (128x128)"), "{stdout}");
+    let decoder = GifDecoder::new(std::io::BufReader::new(fs::File::open(&gif).unwrap())).unwrap();
+    let frames = decoder.into_frames().collect_frames().unwrap();
+    assert_eq!(frames.len(), 65);
+    // A bad emotion is a clear error before any work.
+    let out = helios(&["demo", "--emotions", "bored", "--out", "x.gif"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("unknown emotion \"bored\""),
+        "{}",
+        stderr(&out)
     );
 }

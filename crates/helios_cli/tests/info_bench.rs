@@ -1,4 +1,4 @@
-//! `helios info` and `helios bench` through the real binary on the embedded tiny model.
+//! `helios info` and `helios bench` through the real binary on the embedded demo model.
 
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -22,7 +22,7 @@ fn info_describes_the_embedded_model() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
-        "pipeline: HeliosPyramidPipeline (pyramid, 3 stages)",
+        "pipeline: HeliosPyramidPipeline (pyramid, 1 stage)",
         "distilled: yes",
         "cfg-zero*: no",
         "text_encoder: UMT5EncoderModel",
@@ -30,8 +30,8 @@ fn info_describes_the_embedded_model() {
         "vae: AutoencoderKLWan",
         "tokenizer: T5TokenizerFast",
         "scheduler: HeliosDMDScheduler",
-        "dtype BF16: 75 tensors",
-        "\"num_layers\": 2",
+        "dtype BF16: 129 tensors",
+        "\"num_layers\": 4",
     ] {
         assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
     }
@@ -63,7 +63,7 @@ fn info_rejects_a_folder_that_is_not_a_checkpoint() {
 #[test]
 fn bench_ends_with_a_parsable_summary_line() {
     let out = helios(&[
-        "bench", "--height", "64", "--width", "64", "--frames", "33", "--steps", "1,1,1", "--runs",
+        "bench", "--height", "64", "--width", "64", "--frames", "33", "--steps", "1", "--runs",
         "2", "--warmup", "0",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);

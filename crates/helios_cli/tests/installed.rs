@@ -44,7 +44,7 @@ fn an_installed_binary_generates_with_its_embedded_model_from_any_folder() {
         "--width",
         "64",
         "--steps",
-        "1,1,1",
+        "1",
     ];
     let out = installed_helios(
         root.path(),

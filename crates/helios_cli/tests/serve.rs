@@ -1,5 +1,5 @@
 //! `helios serve` through the real binary: it listens, admits only clients with its token, and
-//! streams frames of the embedded tiny model to a real WebSocket client.
+//! streams frames of the embedded demo model to a real WebSocket client.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -35,6 +35,11 @@ fn serve() -> (Served, String) {
             "--token-from-env",
             "--max-frame",
             "64x64",
+            "--model",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../helios_model/embedded/tiny-helios"
+            ),
         ])
         .env("HELIOS_SERVE_TOKEN", "let-me-in")
         .stderr(Stdio::piped())

@@ -1,10 +1,11 @@
-//! The embedded default model: a tiny Helios checkpoint compiled into this crate.
+//! The embedded default model: a small trained Helios checkpoint compiled into this crate.
 //!
-//! The files of `embedded/tiny-helios` (a diffusers-layout folder, about 1.4 MB) are part of the
+//! The files of `embedded/helios-faces` (a diffusers-layout folder, about 4 MB: the demo model
+//! `helios train-demo` trains on procedural NPC faces, see its `README.md`) are part of the
 //! library itself (`include_bytes!`), so a binary installed with `cargo install`, or a game that
 //! depends on this crate, always has a model to run without any download or checkout. The loader
 //! memory-maps checkpoint files, so [`model_dir`] writes them once into a per-user cache folder
-//! named after their content (`<cache>/helios/tiny-helios-<hash>`) and returns that folder; later
+//! named after their content (`<cache>/helios/helios-faces-<hash>`) and returns that folder; later
 //! calls, from any process, find it there. The folder is written under a temporary name and
 //! renamed into place, so a reader never sees a half-written checkpoint.
 //!
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 pub const MODEL_DIR_ENV: &str = "HELIOS_MODEL_DIR";
 
 /// The embedded model's name (the stem of its cache folder).
-pub const NAME: &str = "tiny-helios";
+pub const NAME: &str = "helios-faces";
 
 /// Frame size (height, width) the embedded model is meant to run at.
 pub const SIZE: (usize, usize) = (128, 128);
@@ -29,7 +30,7 @@ macro_rules! embedded_files {
     ($($path:literal),* $(,)?) => {
         /// Every file of the embedded checkpoint: its path inside the folder and its bytes.
         pub const FILES: &[(&str, &[u8])] = &[
-            $(($path, include_bytes!(concat!("../embedded/tiny-helios/", $path)))),*
+            $(($path, include_bytes!(concat!("../embedded/helios-faces/", $path)))),*
         ];
     };
 }
@@ -44,9 +45,7 @@ embedded_files!(
     "tokenizer/tokenizer.json",
     "tokenizer/tokenizer_config.json",
     "transformer/config.json",
-    "transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
-    "transformer/diffusion_pytorch_model-00002-of-00002.safetensors",
-    "transformer/diffusion_pytorch_model.safetensors.index.json",
+    "transformer/diffusion_pytorch_model.safetensors",
     "vae/config.json",
     "vae/diffusion_pytorch_model.safetensors",
 );
@@ -73,7 +72,7 @@ pub fn model_dir() -> Result<PathBuf> {
     materialise_into(&root)
 }
 
-/// Writes the embedded model into `root/tiny-helios-<hash>` unless it is already there, and
+/// Writes the embedded model into `root/helios-faces-<hash>` unless it is already there, and
 /// returns that folder.
 pub fn materialise_into(root: &Path) -> Result<PathBuf> {
     let target = root.join(format!("{NAME}-{:016x}", content_hash()));
@@ -147,7 +146,7 @@ mod tests {
 
     #[test]
     fn embeds_every_file_of_the_checkpoint_folder() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("embedded/tiny-helios");
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("embedded/helios-faces");
         let mut on_disk = Vec::new();
         let mut stack = vec![folder.clone()];
         while let Some(dir) = stack.pop() {
@@ -170,7 +169,7 @@ mod tests {
         embedded.sort();
         assert_eq!(
             embedded, on_disk,
-            "the FILES table must list every file of embedded/tiny-helios"
+            "the FILES table must list every file of embedded/helios-faces"
         );
     }
 

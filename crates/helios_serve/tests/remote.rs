@@ -15,7 +15,11 @@ const PATIENCE: Duration = Duration::from_secs(240);
 
 fn config(addr: std::net::SocketAddr) -> ServeConfig {
     let engine = EngineConfig {
-        model_dir: None,
+        // The random-weights tiny checkpoint: these tests are about the machinery, and it is fast.
+        model_dir: Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../helios_model/embedded/tiny-helios"
+        ))),
         backend: EngineBackend::NdArray,
         ..EngineConfig::default()
     };

@@ -1,4 +1,4 @@
-//! `helios serve` on loopback, driven by real WebSocket clients, on the embedded tiny model
+//! `helios serve` on loopback, driven by real WebSocket clients, on the embedded demo model
 //! (NdArray). Every wait has a watchdog; none measures speed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -27,7 +27,11 @@ const SIDE: usize = 64;
 
 fn config() -> ServeConfig {
     let engine = EngineConfig {
-        model_dir: None,
+        // The random-weights tiny checkpoint: these tests are about the machinery, and it is fast.
+        model_dir: Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../helios_model/embedded/tiny-helios"
+        ))),
         backend: EngineBackend::NdArray,
         ..EngineConfig::default()
     };

@@ -2,8 +2,8 @@
 //! with the plugin's own prompt template.
 //!
 //! A clip is [`CHUNKS`] chunks of [`FRAMES_PER_CHUNK`] frames (the 33 frames one 9-latent chunk
-//! decodes to). Each chunk starts a script step: a new emotion half of the time, a new light now and
-//! then, a spoken line or silence. The face eases into a new expression over the first frames of the
+//! decodes to). Each chunk starts a script step: a new emotion, a new light now and then, a spoken
+//! line or silence. The face eases into a new expression over the first frames of the
 //! chunk, which is what the model must draw after a prompt switch. The caption of a chunk is the
 //! scene in force at its first frame, written by [`helios_worker::prompt::compact_prompt`] with the
 //! default [`PromptTemplate`].
@@ -69,9 +69,10 @@ pub fn training_script(seed: u64) -> (Vec<ScriptStep<'static>>, Vec<String>) {
     let mut captions = Vec::with_capacity(CHUNKS);
     for chunk in 0..CHUNKS {
         if chunk > 0 {
-            if rng.random_bool(0.5) {
-                emotion = Emotion::ALL[rng.random_range(0..Emotion::ALL.len())];
-            }
+            // A new emotion at every chunk start: a chunk's expression is never its history's,
+            // so the model learns it from the prompt.
+            let others: Vec<Emotion> = Emotion::ALL.into_iter().filter(|e| *e != emotion).collect();
+            emotion = others[rng.random_range(0..others.len())];
             if rng.random_bool(0.2) {
                 lighting = lightings[rng.random_range(0..lightings.len())];
             }
@@ -154,11 +155,17 @@ pub fn video_tensor<B: Backend>(frames: &[RgbImage], device: &B::Device) -> Tens
 }
 
 /// The picture an image start of the clip of `seed` begins from: its character, neutral and
-/// silent, in the clip's first light (the portrait a game renders of its NPC; the prompt then
-/// says how the face moves from it).
+/// silent (the portrait a game renders of its NPC), in the clip's first light or, half of the
+/// time, in another one. The prompt then says how the face moves from it, and in which light.
 pub fn portrait(seed: u64) -> RgbImage {
     let (script, _) = training_script(seed);
-    let lighting = script.first().map_or(Lighting::default(), |s| s.2);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9a7e_11ed_f00d_cafe);
+    let lightings = Lighting::all();
+    let lighting = if rng.random_bool(0.5) {
+        script.first().map_or(Lighting::default(), |s| s.2)
+    } else {
+        lightings[rng.random_range(0..lightings.len())]
+    };
     Clip::portrait(seed, lighting, SIZE)
 }
 

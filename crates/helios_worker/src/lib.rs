@@ -28,7 +28,7 @@
 //! use helios_model::pipeline::{GenerationParams, StreamRequest};
 //! use helios_worker::{EngineConfig, Worker, WorkerCommand, WorkerEvent};
 //!
-//! // The embedded tiny model on the CPU; 64 commands and 8 events in flight at most.
+//! // The embedded demo model on the CPU; 64 commands and 8 events in flight at most.
 //! let worker = Worker::spawn(EngineConfig::default(), 64, 8)?;
 //! let params = GenerationParams {
 //!     width: Some(128),

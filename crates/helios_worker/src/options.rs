@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The burn backend the worker runs the model on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EngineBackend {
-    /// CPU (`burn::backend::NdArray<f32>`): runs everywhere; fine for the embedded tiny model.
+    /// CPU (`burn::backend::NdArray<f32>`): runs everywhere; fine for the embedded demo model.
     #[default]
     NdArray,
     /// GPU (`burn::backend::Wgpu`): wgpu 29, on a device of its own or on one shared with a

@@ -98,8 +98,8 @@ impl HeliosPlugin {
         Self::default().with_settings(HeliosSettings::real_checkpoint(model_dir))
     }
 
-    /// Uses the checkpoint in `model_dir` instead of the embedded tiny model, keeping the other
-    /// settings (the defaults are sized for the tiny model: see [`HeliosPlugin::new`]).
+    /// Uses the checkpoint in `model_dir` instead of the embedded demo model, keeping the other
+    /// settings (the defaults are sized for the demo model: see [`HeliosPlugin::new`]).
     #[must_use]
     pub fn with_model_dir(mut self, model_dir: impl Into<std::path::PathBuf>) -> Self {
         self.settings.model_dir = Some(model_dir.into());

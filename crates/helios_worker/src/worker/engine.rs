@@ -27,10 +27,10 @@ pub struct EngineChunk {
     pub frames: Vec<Frame>,
 }
 
-/// How the worker loads its engine. The default is the embedded tiny model on the CPU.
+/// How the worker loads its engine. The default is the embedded demo model on the CPU.
 #[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
-    /// The checkpoint folder; `None` = the embedded tiny model (resolved on the worker thread,
+    /// The checkpoint folder; `None` = the embedded demo model (resolved on the worker thread,
     /// which may write it into the cache folder first).
     pub model_dir: Option<PathBuf>,
     /// The burn backend.

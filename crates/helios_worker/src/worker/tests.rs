@@ -1,4 +1,4 @@
-//! The worker on the real embedded tiny model, and its scheduling.
+//! The worker on the real (random-weights) tiny checkpoint, and its scheduling.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ fn priority_nearest_first_then_round_robin_paused_skipped() {
 /// Frame side of the tiny-model streams here.
 const SIDE: usize = 128;
 
-/// A stream on the embedded tiny model at frame width `width` (height [`SIDE`]): one step per
+/// A stream on the tiny checkpoint at frame width `width` (height [`SIDE`]): one step per
 /// pyramid stage, 32 prompt tokens.
 fn request(width: usize) -> Box<StreamRequest> {
     let params = GenerationParams {
@@ -61,7 +61,11 @@ fn request(width: usize) -> Box<StreamRequest> {
 
 fn tiny() -> EngineConfig {
     EngineConfig {
-        model_dir: None,
+        // The random-weights tiny checkpoint: these tests are about the machinery, and it is fast.
+        model_dir: Some(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../helios_model/embedded/tiny-helios"
+        ))),
         backend: EngineBackend::NdArray,
         ..EngineConfig::default()
     }
