@@ -22,14 +22,24 @@ fn installed_helios(root: &Path, args: &[&str]) -> std::process::Output {
     }
     let exe = bin.join("helios");
     std::fs::copy(env!("CARGO_BIN_EXE_helios"), &exe).unwrap();
-    Command::new(&exe)
-        .args(args)
-        .current_dir(&work)
-        .env("HOME", &home)
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env_remove("HELIOS_MODEL_DIR")
-        .output()
-        .unwrap()
+    // A test thread that forks while another one is still writing its copy makes the child hold
+    // that file open for a moment, and exec of a file open for writing fails (ETXTBSY): retry.
+    for _ in 0..50 {
+        let run = Command::new(&exe)
+            .args(args)
+            .current_dir(&work)
+            .env("HOME", &home)
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env_remove("HELIOS_MODEL_DIR")
+            .output();
+        match run {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{} stayed busy", exe.display());
 }
 
 #[test]
