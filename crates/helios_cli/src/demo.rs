@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use helios_faces::{Clip, Emotion, LINES, LightDirection, Lighting, Tint};
 use helios_model::pipeline::{Conditioning, StreamRequest};
-use helios_train::data::SIZE;
+use helios_train::data::{FRAMES_PER_CHUNK, SIZE};
 use helios_train::eval::Scene;
 
 use crate::common::ModelArgs;
@@ -112,7 +112,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         &args.model,
         request,
         &prompts[1..],
-        33 * prompts.len(),
+        FRAMES_PER_CHUNK * prompts.len(),
         &target,
     )
 }
