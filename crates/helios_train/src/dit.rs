@@ -5,8 +5,8 @@
 //! clip has none), the prefix latent, and the caption's prompt embeddings. A sample's stream
 //! starts in one of the two ways a stream does:
 //!
-//! - from an image (I2V, the plugin's portrait render): the character's neutral portrait in the
-//!   clip's first light ([`crate::data::portrait`]); the prefix is its latent and the history
+//! - from an image (I2V, the plugin's portrait render): the character's neutral portrait, in the
+//!   clip's first light or another one ([`crate::data::portrait`]); the prefix is its latent and the history
 //!   begins with it held still, both noised as the pipeline's conditioning noises them;
 //! - from the prompt alone (T2V): no history before the first chunk, and the clip's first latent
 //!   frame as the prefix after it. Now and then a later chunk's history is dropped as well.
@@ -261,7 +261,7 @@ impl Setup {
 /// How a sample's stream started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Start {
-    /// From the clip's first frame (I2V).
+    /// From the character's portrait (I2V, [`crate::data::portrait`]).
     Image,
     /// From the prompt alone (T2V), a later chunk's history dropped if `drop`.
     Text { drop: bool },
@@ -323,8 +323,8 @@ pub struct PointLoss {
 }
 
 /// The loss of a trained `model` at each point of the sampler, on the first chunk of each of
-/// `clips` or on their later chunks, in streams started from the clip's first frame (`image`) or
-/// from the prompt alone: where it has learned to denoise and where it still predicts little more
+/// `clips` or on their later chunks, in streams started from the character's portrait (`image`)
+/// or from the prompt alone: where it has learned to denoise and where it still predicts little more
 /// than its input.
 #[allow(clippy::too_many_arguments)]
 pub fn point_losses<B: AutodiffBackend>(
