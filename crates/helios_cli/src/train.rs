@@ -43,6 +43,10 @@ pub struct TrainArgs {
     /// (comma-separated, lowest stage first) [default: the shipped model's]
     #[arg(long, value_delimiter = ',', value_name = "W,W,W")]
     pub dit_stage_weights: Option<Vec<f64>>,
+    /// How much more the DiT's loss counts on the face's brows, eyes and mouth than on the rest
+    /// of the frame (1: uniform) [default: the shipped model's]
+    #[arg(long, value_name = "W")]
+    pub dit_expression_weight: Option<f64>,
     /// Backend the VAE and the DiT train on (the data are made on the CPU)
     #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
     pub backend: BackendChoice,
@@ -79,6 +83,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     if let Some(weights) = &args.dit_stage_weights {
         options.dit.stage_weights = weights.clone();
+    }
+    if let Some(weight) = args.dit_expression_weight {
+        options.dit.expression_weight = weight;
     }
     options.vae_from = args.vae_from.clone();
     let mut current: Option<(TrainPart, ProgressBar, f32)> = None;

@@ -37,6 +37,40 @@ const MOUTH_CURVE: f32 = 0.05;
 const MOUTH_DROP: f32 = 0.09;
 const MOUTH_WAVE: f32 = 0.012;
 
+/// How far the head moves from its rest in a clip (offset and the tilt's sweep at the mouth), plus
+/// a pixel of anti-aliasing at 128: the margin of [`expression_regions`].
+const MOTION_MARGIN: f32 = 0.035;
+
+/// Where a face's expression is drawn, as fractions of the image (`[x0, y0, x1, y1]`, x right, y
+/// down): the brows and eyes, then the mouth, at every emotion, syllable and blink, wherever the
+/// head moves in a clip. Everything else in a frame (hair, head, shoulders, background) is the
+/// same whatever the character feels or says.
+pub fn expression_regions() -> [[f32; 4]; 2] {
+    let m = MOTION_MARGIN;
+    // Brows: the highest raise and the steepest tilt, with their thickness; eyes wide open.
+    let brow_top = BROW_Y - BROW_RAISE - BROW_TILT - BROW_R;
+    let eye_bottom = EYE_Y + EYE_RY * 1.3;
+    let brow_half_width = BROW_OUTER + BROW_R;
+    // Mouth: the widest (a smile, 1.15 wide), the highest corners and the deepest drop.
+    let mouth_half_width = MOUTH_W * 1.15;
+    let mouth_top = MOUTH_Y - MOUTH_CURVE * 0.5 - MOUTH_T * 0.5 - MOUTH_WAVE;
+    let mouth_bottom = MOUTH_Y + MOUTH_CURVE * 0.5 + MOUTH_T * 0.5 + MOUTH_DROP + MOUTH_WAVE;
+    [
+        [
+            0.5 - brow_half_width - m,
+            HEAD_CY + brow_top - m,
+            0.5 + brow_half_width + m,
+            HEAD_CY + eye_bottom + m,
+        ],
+        [
+            0.5 - mouth_half_width - m,
+            HEAD_CY + mouth_top - m,
+            0.5 + mouth_half_width + m,
+            HEAD_CY + mouth_bottom + m,
+        ],
+    ]
+}
+
 fn scale(c: Rgbf, k: f32) -> Rgbf {
     [c[0] * k, c[1] * k, c[2] * k]
 }

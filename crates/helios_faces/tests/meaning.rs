@@ -253,3 +253,57 @@ fn writes_only_inside_a_temp_dir() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(!dir.exists());
 }
+
+#[test]
+fn expressions_are_drawn_inside_the_expression_regions() {
+    let regions = helios_faces::render::expression_regions();
+    let size = 128u32;
+    let inside = |x: u32, y: u32| {
+        let (fx, fy) = (
+            (x as f32 + 0.5) / size as f32,
+            (y as f32 + 0.5) / size as f32,
+        );
+        regions
+            .iter()
+            .any(|r| fx >= r[0] && fx <= r[2] && fy >= r[1] && fy <= r[3])
+    };
+    let light = lit(Tint::Neutral, false, LightDirection::Front);
+    // The head's extreme positions in a clip, each emotion speaking wide open and blinking.
+    for (head_x, head_y, tilt) in [(0.021, 0.008, 0.03), (-0.021, -0.008, -0.03)] {
+        for seed in 0..3 {
+            let character = Character::from_seed(seed);
+            let place = |mut pose: FacePose| {
+                pose.head_x = head_x;
+                pose.head_y = head_y;
+                pose.tilt = tilt;
+                pose
+            };
+            let neutral = render(
+                &character,
+                &place(FacePose::target(Emotion::Neutral, light)),
+                size,
+            );
+            for emotion in Emotion::ALL {
+                let mut pose = place(FacePose::target(emotion, light));
+                pose.mouth_open += 0.8 * (1.05 - pose.mouth_open).max(0.0);
+                for eye_open in [pose.eye_open, 0.05] {
+                    pose.eye_open = eye_open;
+                    let img = render(&character, &pose, size);
+                    let (mut outside, mut changed) = (0u32, 0u32);
+                    for (x, y, p) in img.enumerate_pixels() {
+                        let q = neutral.get_pixel(x, y);
+                        let d = (0..3).map(|c| p.0[c].abs_diff(q.0[c])).max().unwrap_or(0);
+                        if d > 2 {
+                            changed += 1;
+                            outside += u32::from(!inside(x, y));
+                        }
+                    }
+                    assert_eq!(outside, 0, "{emotion} changed {outside} pixels outside");
+                    if emotion != Emotion::Neutral {
+                        assert!(changed > 60, "{emotion} changed only {changed} pixels");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -232,5 +232,13 @@ mod tests {
             crate::pipeline::HeliosPipeline::<crate::TestBackend>::load(&dir, &Default::default())
                 .unwrap();
         assert!(pipeline.checkpoint().is_distilled);
+        // It was trained on 96-token prompts and reads them so unless a request says otherwise;
+        // the reference's 512 stays the default of a checkpoint that declares 512 or nothing.
+        assert_eq!(pipeline.default_max_sequence_length(), 96);
+        let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("embedded/tiny-helios");
+        let tiny =
+            crate::pipeline::HeliosPipeline::<crate::TestBackend>::load(&tiny, &Default::default())
+                .unwrap();
+        assert_eq!(tiny.default_max_sequence_length(), 512);
     }
 }

@@ -12,7 +12,6 @@ use burn::tensor::Tensor;
 use helios_model::config::{SchedulerConfig, TransformerConfig};
 use helios_model::dit::HeliosTransformer3DModel;
 use helios_model::pipeline::HistoryLayout;
-use helios_model::pipeline::request::DEFAULT_MAX_SEQUENCE_LENGTH;
 use helios_model::scheduler::FlowScheduler;
 use helios_model::text::TextEncoder;
 use helios_model::vae::WanVae;
@@ -47,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let clip = training_clip(seed);
         for caption in &clip.captions {
             if !embeddings.contains_key(caption) {
-                let e = text.encode(&[caption], DEFAULT_MAX_SEQUENCE_LENGTH)?;
+                let e = text.encode(&[caption], helios_train::config::TEXT_TOKENS)?;
                 embeddings.insert(caption.clone(), e);
             }
         }

@@ -16,6 +16,12 @@ use serde_json::{Value, json};
 
 use crate::error::{Result, TrainError};
 
+/// Prompt tokens the demo model reads (its tokenizer's `model_max_length`, which the pipeline
+/// takes when a request leaves the length unset): the longest caption is about 60 word pieces,
+/// and every padding row past the prompt is one more key for the DiT's cross-attention to look
+/// past on its way to the few words that name the emotion.
+pub const TEXT_TOKENS: usize = 96;
+
 /// DiT blocks of the demo model.
 pub const DIT_LAYERS: usize = 4;
 /// DiT attention heads (of width 32).
@@ -203,7 +209,7 @@ pub fn tokenizer(words: &BTreeSet<String>) -> (Value, usize) {
 pub fn tokenizer_config() -> Value {
     json!({
         "tokenizer_class": "T5TokenizerFast",
-        "model_max_length": 512,
+        "model_max_length": TEXT_TOKENS,
         "pad_token": "<pad>",
         "eos_token": "</s>",
         "unk_token": "<unk>",

@@ -26,7 +26,8 @@ use std::collections::HashMap;
 use burn::module::AutodiffModule;
 use burn::optim::AdamWConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use helios_faces::render::expression_regions;
 use helios_model::config::TransformerConfig;
 use helios_model::dit::{DitInput, HeliosTransformer3DModel, Precision};
 use helios_model::pipeline::ConditioningNoise;
@@ -63,17 +64,23 @@ pub struct DitTraining {
     /// How often each pyramid stage is trained, relative to the others (the steps within a stage
     /// equally often); empty: every stage equally.
     pub stage_weights: Vec<f64>,
+    /// How much more the loss counts on the face's expression regions (the brows and eyes, the
+    /// mouth: [`helios_faces::render::expression_regions`]) than on the rest of the frame (1:
+    /// uniform). What the prompt's emotion and speech change is a few latent pixels; the rest of
+    /// a frame is the history's face and the light, which the DiT learns first.
+    pub expression_weight: f64,
 }
 
 impl Default for DitTraining {
     fn default() -> Self {
         Self {
-            steps: 3000,
+            steps: 5000,
             learning_rate: 1e-3,
             steps_per_stage: 2,
             history_dropout: 0.1,
             image_start: 0.7,
             stage_weights: Vec::new(),
+            expression_weight: 4.0,
         }
     }
 }
@@ -290,11 +297,42 @@ fn prompt_of<'a, B: Backend>(
     })
 }
 
+/// Per-position loss weights of a `[h, w]` latent frame, `[1, 1, 1, h, w]` with mean 1: `weight`
+/// times as much on the share of each latent pixel inside the face's expression regions as
+/// outside them.
+fn expression_weights<B: Backend>(
+    h: usize,
+    w: usize,
+    weight: f64,
+    device: &B::Device,
+) -> Tensor<B, 5> {
+    let regions = expression_regions();
+    let overlap = |a0: f32, a1: f32, b0: f32, b1: f32| (a1.min(b1) - a0.max(b0)).max(0.0);
+    let mut values = Vec::with_capacity(h * w);
+    for i in 0..h {
+        let (y0, y1) = (i as f32 / h as f32, (i + 1) as f32 / h as f32);
+        for j in 0..w {
+            let (x0, x1) = (j as f32 / w as f32, (j + 1) as f32 / w as f32);
+            let area = (x1 - x0) * (y1 - y0);
+            let covered: f32 = regions
+                .iter()
+                .map(|r| overlap(x0, x1, r[0], r[2]) * overlap(y0, y1, r[1], r[3]))
+                .sum::<f32>()
+                / area;
+            values.push(1.0 + (weight as f32 - 1.0) * covered.min(1.0));
+        }
+    }
+    let mean = values.iter().sum::<f32>() / values.len().max(1) as f32;
+    values.iter_mut().for_each(|v| *v /= mean.max(f32::EPSILON));
+    Tensor::from_data(TensorData::new(values, [1, 1, 1, h, w]), device)
+}
+
 /// The loss of one sample: the squared error of the clean latents the predicted velocity implies
-/// (`x - sigma v`).
+/// (`x - sigma v`), weighted `expression_weight` times as much on the expression regions.
 fn sample_loss<B: Backend>(
     model: &HeliosTransformer3DModel<B>,
     sample: Sample<B>,
+    expression_weight: f64,
 ) -> Result<Tensor<B, 1>> {
     let Sample {
         input,
@@ -304,7 +342,13 @@ fn sample_loss<B: Backend>(
     let x = input.hidden_states.clone();
     let velocity = model.forward(input)?;
     let predicted = x - velocity.mul_scalar(sigma);
-    Ok((predicted - target).powi_scalar(2).mean())
+    let error = (predicted - target).powi_scalar(2);
+    if expression_weight == 1.0 {
+        return Ok(error.mean());
+    }
+    let [_, _, _, h, w] = error.dims();
+    let weights = expression_weights::<B>(h, w, expression_weight, &error.device());
+    Ok((error * weights).mean())
 }
 
 /// The loss at one point of the sampler, averaged over samples.
@@ -369,7 +413,7 @@ pub fn point_losses<B: AutodiffBackend>(
                     .powi_scalar(2)
                     .mean();
                 identity_sum += identity.into_scalar().elem::<f32>();
-                model_sum += sample_loss(model, sample)?.into_scalar().elem::<f32>();
+                model_sum += sample_loss(model, sample, 1.0)?.into_scalar().elem::<f32>();
                 n += 1;
             }
         }
@@ -428,6 +472,12 @@ pub fn train_dit<B: AutodiffBackend>(
     let Some(first) = clips.first() else {
         return Err(TrainError::Options("no training clips".into()));
     };
+    let weight = options.expression_weight;
+    if !(weight.is_finite() && weight > 0.0) {
+        return Err(TrainError::Options(format!(
+            "the expression weight must be a positive number, not {weight}"
+        )));
+    }
     let [_, _, _, h, w] = first.latents.dims();
     let setup = Setup::new(config, scheduler, layout, [h, w], options.steps_per_stage)?;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -451,7 +501,7 @@ pub fn train_dit<B: AutodiffBackend>(
         };
         let point = setup.points[pick.sample(&mut rng)];
         let sample = setup.sample::<B>(clip, k, start, point, text, &mut rng, device)?;
-        let loss = sample_loss(&model, sample)?;
+        let loss = sample_loss(&model, sample, options.expression_weight)?;
         let at = StepAt {
             part: TrainPart::Transformer,
             step,
@@ -461,4 +511,30 @@ pub fn train_dit<B: AutodiffBackend>(
         model = optimiser_step(model, &mut optim, loss, at, progress)?;
     }
     Ok(model.valid())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+
+    use super::expression_weights;
+
+    #[test]
+    fn expression_weights_have_mean_one_and_weigh_the_face_features() {
+        let device = Default::default();
+        let weights = expression_weights::<NdArray<f32>>(16, 16, 4.0, &device);
+        let values: Vec<f32> = weights.into_data().to_vec().unwrap();
+        let at = |row: usize, col: usize| values[row * 16 + col];
+        let mean = values.iter().sum::<f32>() / values.len() as f32;
+        assert!((mean - 1.0).abs() < 1e-5, "mean {mean}");
+        // The mouth (row 11, the centre columns) and the eyes (row 7) against a corner and the
+        // hair on top of the head.
+        let corner = at(0, 0);
+        assert!(at(11, 8) > 3.5 * corner, "{} vs {corner}", at(11, 8));
+        assert!(at(7, 5) > 3.5 * corner, "{} vs {corner}", at(7, 5));
+        assert_eq!(at(1, 8), corner);
+        let uniform = expression_weights::<NdArray<f32>>(16, 16, 1.0, &device);
+        let uniform: Vec<f32> = uniform.into_data().to_vec().unwrap();
+        assert!(uniform.iter().all(|v| (v - 1.0).abs() < 1e-6));
+    }
 }

@@ -34,7 +34,6 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use helios_model::config::{SchedulerConfig, TextEncoderConfig, TransformerConfig, VaeConfig};
 use helios_model::pipeline::HistoryLayout;
-use helios_model::pipeline::request::DEFAULT_MAX_SEQUENCE_LENGTH;
 use helios_model::random::random_text_encoder;
 use helios_model::save::{StoredAs, save_text_encoder, save_transformer, save_vae};
 use helios_model::scheduler::FlowScheduler;
@@ -243,7 +242,7 @@ pub fn train_demo_on<B: AutodiffBackend>(
         let clip = data::training_clip(seed.wrapping_add(i));
         for caption in &clip.captions {
             if !embeddings.contains_key(caption) {
-                let e = text.encode(&[caption], DEFAULT_MAX_SEQUENCE_LENGTH)?;
+                let e = text.encode(&[caption], config::TEXT_TOKENS)?;
                 embeddings.insert(caption.clone(), to_device(e, train_device));
             }
         }

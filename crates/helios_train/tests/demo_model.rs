@@ -5,18 +5,29 @@
 //!
 //! `HELIOS_MODEL_DIR` points these tests at another checkpoint folder (a retrained one).
 //!
-//! Not here yet, because the shipped model does not do it: drawing the emotion the prompt names
-//! (it keeps the portrait's expression), and a mouth that moves more when speaking.
+//! The emotion, speech and prompt-switch tests are ignored: the shipped model does not do these
+//! yet (the repository README's *Training the demo model* has its figures). They are the bar a
+//! retrained model has to clear: `cargo test -p helios_train --test demo_model -- --ignored`.
 
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use helios_faces::{Emotion, LightDirection, Lighting, Tint, identity_distance, measure};
+use std::sync::OnceLock;
+
+use helios_faces::{
+    Emotion, EmotionClassifier, LINES, LightDirection, Lighting, Tint, identity_distance, measure,
+    mouth_motion,
+};
 use helios_model::embedded;
-use helios_train::eval::{DemoModel, Scene, next_frames};
+use helios_train::eval::{DemoModel, Scene, next_frames, read_emotion};
 
 fn model() -> DemoModel {
     DemoModel::load(&embedded::default_model_dir().unwrap()).unwrap()
+}
+
+fn classifier() -> &'static EmotionClassifier {
+    static C: OnceLock<EmotionClassifier> = OnceLock::new();
+    C.get_or_init(|| EmotionClassifier::calibrate(7))
 }
 
 const WARM: Lighting = Lighting {
@@ -95,6 +106,75 @@ fn the_character_stays_recognisable_over_five_chunks() {
         assert!(
             same < other,
             "seed {seed}: chunk 4 is {same} from chunk 0, another character {other}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "the shipped demo model does not draw the named emotion yet; for a retrained one: HELIOS_MODEL_DIR=DIR cargo test -- --ignored"]
+fn each_emotion_is_drawn_as_the_prompt_names_it() {
+    let model = model();
+    let mut misses = Vec::new();
+    for emotion in Emotion::ALL {
+        let mut read = Vec::new();
+        for seed in 0..10 {
+            let mut stream = model.stream(&scene(seed, emotion), seed, true).unwrap();
+            read.push(read_emotion(
+                classifier(),
+                &next_frames(&mut stream).unwrap(),
+            ));
+        }
+        let right = read.iter().filter(|e| **e == emotion).count();
+        if right < 8 {
+            misses.push(format!("{emotion}: {right}/10 read as {read:?}"));
+        }
+    }
+    assert!(misses.is_empty(), "{}", misses.join("; "));
+}
+
+#[test]
+#[ignore = "the shipped demo model does not move the mouth with speech yet; for a retrained one: HELIOS_MODEL_DIR=DIR cargo test -- --ignored"]
+fn speaking_moves_the_mouth_more_than_silence() {
+    let model = model();
+    for seed in 0..5 {
+        let motion = |line| {
+            let s = Scene {
+                line,
+                ..scene(seed, Emotion::Neutral)
+            };
+            mouth_motion(&next_frames(&mut model.stream(&s, seed, true).unwrap()).unwrap())
+        };
+        let (speaking, silent) = (motion(Some(LINES[0])), motion(None));
+        assert!(
+            speaking > silent,
+            "seed {seed}: mouth motion {speaking} speaking vs {silent} silent"
+        );
+    }
+}
+
+#[test]
+#[ignore = "the shipped demo model does not draw the named emotion yet; for a retrained one: HELIOS_MODEL_DIR=DIR cargo test -- --ignored"]
+fn a_prompt_switch_changes_the_expression_within_two_chunks() {
+    let model = model();
+    for (seed, (from, to)) in [
+        (Emotion::Happy, Emotion::Angry),
+        (Emotion::Neutral, Emotion::Surprised),
+        (Emotion::Angry, Emotion::Happy),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = seed as u64;
+        let mut stream = model.stream(&scene(seed, from), seed, true).unwrap();
+        let before = read_emotion(classifier(), &next_frames(&mut stream).unwrap());
+        assert_eq!(before, from, "seed {seed}: the first chunk");
+        stream.set_prompt(&scene(seed, to).prompt(), 1).unwrap();
+        let after: Vec<Emotion> = (0..2)
+            .map(|_| read_emotion(classifier(), &next_frames(&mut stream).unwrap()))
+            .collect();
+        assert!(
+            after.contains(&to),
+            "seed {seed}: {from} then {to} asked, read {after:?}"
         );
     }
 }

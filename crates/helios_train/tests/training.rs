@@ -98,6 +98,7 @@ fn toy_dit(steps: usize) -> Vec<f32> {
         history_dropout: 0.0,
         image_start: 0.5,
         stage_weights: Vec::new(),
+        expression_weight: 1.0,
     };
     let mut losses = Vec::new();
     train_dit::<TrainBackend>(
@@ -224,6 +225,14 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
         ..reuse.clone()
     };
     let refused = train_demo(&again, &bad, &mut |_| {});
+    let negative = TrainOptions {
+        dit: DitTraining {
+            expression_weight: -1.0,
+            ..options.dit.clone()
+        },
+        ..reuse.clone()
+    };
+    let refused_weight = train_demo(&again, &negative, &mut |_| {});
     let _ = std::fs::remove_dir_all(&again);
     assert_eq!(steps, 2, "only the DiT trains");
     assert_eq!(reused.vae_loss.to_bits(), 0.0f32.to_bits(), "no VAE loss");
@@ -233,10 +242,19 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
         matches!(refused, Err(helios_train::TrainError::Options(_))),
         "two stage weights for one stage: {refused:?}"
     );
+    assert!(
+        matches!(refused_weight, Err(helios_train::TrainError::Options(_))),
+        "a negative expression weight: {refused_weight:?}"
+    );
 
     let pipeline = HeliosPipeline::<NdArray<f32>>::load(&out, &Default::default());
     let pipeline = Arc::new(pipeline.unwrap_or_else(|e| panic!("the written checkpoint: {e}")));
     assert_eq!(pipeline.transformer().config().num_layers, 4);
+    // The checkpoint reads prompts at the length it was trained on when a request leaves it unset.
+    assert_eq!(
+        pipeline.default_max_sequence_length(),
+        helios_train::config::TEXT_TOKENS
+    );
     let params = GenerationParams {
         height: Some(128),
         width: Some(128),
@@ -301,4 +319,50 @@ fn the_per_frame_start_codes_each_group_of_four_frames_by_its_last_and_repeats_i
             "decoded frame {f} differs from its latent decoded alone by {gap}"
         );
     }
+}
+
+#[test]
+fn every_caption_fits_the_demo_models_prompt_length() {
+    use helios_faces::{Character, Emotion, LINES, Lighting, SceneText};
+    use helios_model::text::PromptTokenizer;
+    use helios_train::config::TEXT_TOKENS;
+    use helios_train::data::{caption, caption_words};
+
+    let (json, _) = helios_train::config::tokenizer(&caption_words(256));
+    let dir = std::env::temp_dir().join(format!("helios-train-len-{}", std::process::id()));
+    helios_train::config::write_json(&dir, "tokenizer.json", &json).unwrap();
+    helios_train::config::write_json(
+        &dir,
+        "tokenizer_config.json",
+        &helios_train::config::tokenizer_config(),
+    )
+    .unwrap();
+    let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(tokenizer.model_max_length(), Some(TEXT_TOKENS));
+    // The wordiest characters of the data, in every scene.
+    let mut who: Vec<String> = (0..512)
+        .map(|seed| Character::from_seed(seed).description())
+        .collect();
+    who.sort_by_key(|d| std::cmp::Reverse(d.split_whitespace().count()));
+    let mut longest = 0;
+    for who in &who[..8] {
+        for emotion in Emotion::ALL {
+            for lighting in Lighting::all() {
+                for line in LINES.iter().map(|l| Some(*l)).chain([None]) {
+                    let text = caption(&SceneText::new(who, emotion, line, lighting));
+                    let tokens = tokenizer.tokenize(&[&text], 4096).unwrap();
+                    longest = longest.max(tokens.seq_lens[0]);
+                }
+            }
+        }
+    }
+    assert!(
+        longest <= TEXT_TOKENS,
+        "the longest caption is {longest} pieces; the model reads {TEXT_TOKENS}"
+    );
+    assert!(
+        longest > TEXT_TOKENS / 2,
+        "{longest} pieces: the length is padding"
+    );
 }

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use super::conditioning::Conditioning;
 use super::denoise::Sampling;
 use super::history::HistoryLayout;
-use super::request::StreamRequest;
+use super::request::{DEFAULT_MAX_SEQUENCE_LENGTH, StreamRequest};
 use crate::config::{HeliosCheckpoint, PipelineClass, SchedulerConfig};
 use crate::dit::{HeliosTransformer3DModel, Precision, WeightQuantization};
 use crate::error::{Error, Result};
@@ -281,6 +281,19 @@ impl<B: Backend> HeliosPipeline<B> {
         self.vae.spatial_factor() * patch[1].max(patch[2]) * (1 << (self.stages() - 1))
     }
 
+    /// Prompt tokens the text encoder reads when a request leaves `max_sequence_length` unset: the
+    /// reference's 512, or less where the checkpoint's `tokenizer_config.json` declares a shorter
+    /// `model_max_length` (a checkpoint trained on short prompts, such as the demo model).
+    pub fn default_max_sequence_length(&self) -> usize {
+        self.text_encoder()
+            .tokenizer()
+            .model_max_length()
+            .filter(|&n| n > 0)
+            .map_or(DEFAULT_MAX_SEQUENCE_LENGTH, |n| {
+                n.min(DEFAULT_MAX_SEQUENCE_LENGTH)
+            })
+    }
+
     /// Video frames per chunk (33 for Helios).
     pub fn frames_per_chunk(&self) -> usize {
         (self.layout.chunk - 1) * self.vae.temporal_factor() + 1
@@ -355,7 +368,9 @@ impl<B: Backend> HeliosPipeline<B> {
             Conditioning::Video(frames) => frames.iter().try_for_each(check_picture)?,
             Conditioning::None => {}
         }
-        let max_sequence_length = params.max_sequence_length();
+        let max_sequence_length = params
+            .max_sequence_length
+            .unwrap_or_else(|| self.default_max_sequence_length());
         if max_sequence_length == 0 || max_sequence_length > 4096 {
             return bad(format!(
                 "max_sequence_length {max_sequence_length} must be 1 to 4096"

@@ -53,6 +53,7 @@ pub struct PromptTokenizer {
     inner: Tokenizer,
     path: PathBuf,
     pad_id: u32,
+    model_max_length: Option<usize>,
 }
 
 impl std::fmt::Debug for PromptTokenizer {
@@ -70,6 +71,8 @@ struct SpecialTokens {
     eos: String,
     unk: String,
     additional: Vec<String>,
+    /// `model_max_length`, when the config gives one.
+    model_max_length: Option<usize>,
 }
 
 impl SpecialTokens {
@@ -111,6 +114,10 @@ impl SpecialTokens {
             eos: named("eos_token", "</s>"),
             unk: named("unk_token", "<unk>"),
             additional,
+            model_max_length: config
+                .get("model_max_length")
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok()),
         })
     }
 }
@@ -198,7 +205,14 @@ impl PromptTokenizer {
             inner,
             path: path.to_path_buf(),
             pad_id,
+            model_max_length: special.model_max_length,
         })
+    }
+
+    /// The longest input the checkpoint's `tokenizer_config.json` declares (`model_max_length`), if
+    /// it declares one.
+    pub fn model_max_length(&self) -> Option<usize> {
+        self.model_max_length
     }
 
     /// The file this tokenizer was loaded from.
@@ -344,6 +358,38 @@ mod tests {
             tok.tokenize(&["a cat"], 0),
             Err(Error::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn model_max_length_comes_from_the_tokenizer_config() {
+        let tok = PromptTokenizer::from_file(&fixture()).unwrap();
+        assert_eq!(tok.model_max_length(), Some(512));
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("tokenizer.json");
+        std::fs::copy(fixture(), &json).unwrap();
+        // No config: T5Tokenizer's defaults, and no length.
+        assert_eq!(
+            PromptTokenizer::from_file(&json)
+                .unwrap()
+                .model_max_length(),
+            None
+        );
+        let config = dir.path().join("tokenizer_config.json");
+        std::fs::write(&config, r#"{"model_max_length": 96, "extra_ids": 0}"#).unwrap();
+        assert_eq!(
+            PromptTokenizer::from_file(&json)
+                .unwrap()
+                .model_max_length(),
+            Some(96)
+        );
+        // transformers writes a huge number (or a float) when a tokenizer has no limit.
+        std::fs::write(&config, r#"{"model_max_length": 1e30, "extra_ids": 0}"#).unwrap();
+        assert_eq!(
+            PromptTokenizer::from_file(&json)
+                .unwrap()
+                .model_max_length(),
+            None
+        );
     }
 
     #[test]
