@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use crate::error::{Result, TrainError};
 
 /// Prompt tokens the demo model reads (its tokenizer's `model_max_length`, which the pipeline
-/// takes when a request leaves the length unset): the longest caption is about 60 word pieces,
-/// and every padding row past the prompt is one more key for the DiT's cross-attention to look
-/// past on its way to the few words that name the emotion.
+/// takes when a request leaves the length unset): every caption of the data fits, the longest
+/// filling more than half of it (a test), and every padding row past the prompt is one more key
+/// for the DiT's cross-attention to look past on its way to the few words that name the emotion.
 pub const TEXT_TOKENS: usize = 96;
 
 /// DiT blocks of the demo model.

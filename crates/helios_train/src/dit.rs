@@ -20,6 +20,8 @@
 //! (pure noise at the lowest stage; above it the clean lower stage up-sampled and re-noised with
 //! block noise), and the step's input `(1 - sigma) x0 + sigma start`. The DiT predicts a velocity;
 //! the loss is on the clean latents it implies (`x - sigma v`), which is what the DMD step keeps.
+//! It counts [`DitTraining::expression_weight`] times as much on the face's brows, eyes and mouth
+//! as on the rest of the frame: that is all an emotion or a spoken line changes.
 
 use std::collections::HashMap;
 
