@@ -36,8 +36,9 @@ pub struct GenerationParams {
     pub seed: u64,
     /// DMD's amplified first chunk (twice the steps on chunk 0), as the Distilled reference runs.
     pub amplify_first_chunk: bool,
-    /// Prompt tokens read by the text encoder (`None`: [`DEFAULT_MAX_SEQUENCE_LENGTH`], or the
-    /// checkpoint's shorter `model_max_length`: `HeliosPipeline::default_max_sequence_length`).
+    /// Prompt tokens read by the text encoder (`None`: the checkpoint's,
+    /// `HeliosPipeline::default_max_sequence_length`: [`DEFAULT_MAX_SEQUENCE_LENGTH`] unless its
+    /// tokenizer declares a shorter `model_max_length`).
     pub max_sequence_length: Option<usize>,
 }
 
@@ -48,13 +49,6 @@ impl GenerationParams {
             self.height.unwrap_or(DEFAULT_HEIGHT),
             self.width.unwrap_or(DEFAULT_WIDTH),
         )
-    }
-
-    /// Prompt tokens, the reference's 512 when not given (what a pipeline resolves an unset length
-    /// to can be shorter: `HeliosPipeline::default_max_sequence_length`).
-    pub fn max_sequence_length(&self) -> usize {
-        self.max_sequence_length
-            .unwrap_or(DEFAULT_MAX_SEQUENCE_LENGTH)
     }
 }
 
