@@ -90,7 +90,7 @@ fn emotion_of_chunk(app: &mut App, chunk: u64, classifier: &EmotionClassifier) -
         (chunk + 1) * CHUNK_FRAMES,
     );
     let deadline = Instant::now() + Duration::from_secs(600);
-    let mut scores = [0.0f32; 6];
+    let mut frames = Vec::new();
     let mut shown = stream(app).frames_shown;
     while shown < to {
         assert!(
@@ -100,9 +100,7 @@ fn emotion_of_chunk(app: &mut App, chunk: u64, classifier: &EmotionClassifier) -
         app.update();
         let now = stream(app).frames_shown;
         if now != shown && (from..to).contains(&now) {
-            for (t, (_, s)) in scores.iter_mut().zip(classifier.scores(&screen(app))) {
-                *t += s;
-            }
+            frames.push(screen(app));
         }
         shown = now;
         std::thread::sleep(Duration::from_millis(2));
@@ -112,8 +110,7 @@ fn emotion_of_chunk(app: &mut App, chunk: u64, classifier: &EmotionClassifier) -
         stream.dropped_frames, 0,
         "frames were dropped: the count is off"
     );
-    let best = (0..6).fold(0, |b, i| if scores[i] > scores[b] { i } else { b });
-    Emotion::ALL[best]
+    classifier.classify_frames(&frames)
 }
 
 /// Presses `key`, waits for the worker to take the prompt naming `word`, and reads the emotion

@@ -127,6 +127,19 @@ impl EmotionClassifier {
         })
     }
 
+    /// The most likely emotion of a run of frames of one face: the scores summed over the frames
+    /// (a blink or a syllable in one frame does not decide), [`Emotion::Neutral`] for no frames.
+    pub fn classify_frames<'a>(&self, frames: impl IntoIterator<Item = &'a RgbImage>) -> Emotion {
+        let mut total = [0.0f32; 6];
+        for frame in frames {
+            for (t, (_, s)) in total.iter_mut().zip(self.scores(frame)) {
+                *t += s;
+            }
+        }
+        let best = (0..6).fold(0, |b, i| if total[i] > total[b] { i } else { b });
+        Emotion::ALL[best]
+    }
+
     /// The most likely emotion of a face image.
     pub fn classify(&self, img: &RgbImage) -> Emotion {
         self.scores(img)

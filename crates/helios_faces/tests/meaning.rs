@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use helios_faces::classify::augmented_sample;
 use helios_faces::{
-    Character, Clip, Emotion, EmotionClassifier, FacePose, LightDirection, Lighting, Tint,
+    Character, Clip, Emotion, EmotionClassifier, FacePose, LINES, LightDirection, Lighting, Tint,
     identity_distance, measure, mouth_motion, render,
 };
 use rand::SeedableRng;
@@ -112,6 +112,20 @@ fn classifier_recognises_fresh_samples() {
         worst = worst.min(acc);
     }
     assert!(worst >= 0.95, "worst per-emotion accuracy {worst}");
+}
+
+#[test]
+fn a_speaking_blinking_clip_is_read_as_its_emotion_over_its_frames() {
+    for emotion in [Emotion::Happy, Emotion::Worried] {
+        let clip = Clip::with_script(
+            5,
+            &[(0, emotion, Lighting::default(), Some(LINES[1]))],
+            33,
+            128,
+        );
+        assert_eq!(classifier().classify_frames(&clip.frames), emotion);
+    }
+    assert_eq!(classifier().classify_frames(&[]), Emotion::Neutral);
 }
 
 #[test]

@@ -112,12 +112,5 @@ pub fn next_frames(stream: &mut ChunkStream<EvalBackend>) -> Result<Vec<RgbImage
 /// The emotion a chunk shows: the classifier's scores summed over its second half (the face
 /// eases into a new expression over the first frames of a chunk).
 pub fn read_emotion(classifier: &EmotionClassifier, frames: &[RgbImage]) -> Emotion {
-    let mut total = [0.0f32; 6];
-    for frame in frames.iter().skip(frames.len() / 2) {
-        for (t, (_, s)) in total.iter_mut().zip(classifier.scores(frame)) {
-            *t += s;
-        }
-    }
-    let best = (0..6).fold(0, |b, i| if total[i] > total[b] { i } else { b });
-    Emotion::ALL[best]
+    classifier.classify_frames(frames.iter().skip(frames.len() / 2))
 }
