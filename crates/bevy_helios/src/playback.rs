@@ -116,6 +116,13 @@ impl FrameRing {
         out
     }
 
+    /// Zeroes the shown, dropped and underrun counts (a new stream counts from zero).
+    pub fn reset_counts(&mut self) {
+        self.underruns = 0;
+        self.dropped = 0;
+        self.shown = 0;
+    }
+
     /// Empties the ring and restarts playback (a stopped or restarted stream).
     pub fn clear(&mut self) {
         self.frames.clear();

@@ -107,6 +107,10 @@ pub enum HeliosStreamStatus {
 }
 
 /// The visible state of a [`HeliosScreen`]'s stream (read-only for the game; the plugin writes it).
+///
+/// Its counters count the stream since the screen's last
+/// [`StartStream`](crate::messages::StartStream) (a restart begins a new stream, from zero); a
+/// worker that is spawned again and starts the screen's stream again continues them.
 #[derive(Component, Clone, Debug, Default, Reflect)]
 #[reflect(Component)]
 #[require(HeliosPlayback)]
@@ -157,6 +161,18 @@ pub struct HeliosStream {
 }
 
 impl HeliosStream {
+    /// Zeroes the counters and the last chunk's figures for a new stream, keeping the status,
+    /// the prompt last sent, the priority and the colour statistics of the frame still on screen.
+    pub(crate) fn restart(&mut self) {
+        *self = HeliosStream {
+            status: std::mem::take(&mut self.status),
+            prompt: self.prompt.take(),
+            priority: self.priority,
+            frame_stats: self.frame_stats.take(),
+            ..Default::default()
+        };
+    }
+
     /// The rate the model made the last chunk at, in frames per second of wall time (its frames
     /// over the seconds it took); `None` before the first chunk. Below the playback fps
     /// ([`HeliosSettings::fps`](crate::HeliosSettings::fps)), the stream underruns sooner or later.

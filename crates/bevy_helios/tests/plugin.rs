@@ -94,6 +94,25 @@ fn frames_arrive_and_the_image_changes() {
 }
 
 #[test]
+fn a_restart_counts_the_new_stream_from_zero() {
+    let mut app = app(settings());
+    let (e, _) = spawn_screen(&mut app, ctx("calm"));
+    run_until(&mut app, "a chunk shown", |a| {
+        let s = stream(a, e);
+        s.chunks >= 1 && s.frames_shown >= 4
+    });
+    app.world_mut().write_message(StartStream(e));
+    app.update();
+    let s = stream(&app, e);
+    assert_eq!((s.chunks, s.frames_shown, s.buffered), (0, 0, 0), "{s:?}");
+    assert!(s.prompt.is_some_and(|p| p.contains("calm")));
+    run_until(&mut app, "frames of the new stream", |a| {
+        stream(a, e).frames_shown >= 2
+    });
+    assert_eq!(stream(&app, e).status, HeliosStreamStatus::Streaming);
+}
+
+#[test]
 fn scene_context_change_reaches_the_worker_as_a_new_prompt() {
     let mut app = app(settings());
     let (e, _) = spawn_screen(&mut app, ctx("calm"));

@@ -38,7 +38,7 @@ pub(super) fn read_stream_requests(
     }
     for StartStream(entity) in starts.read() {
         worker.start_requested = true;
-        let Ok((mut playback, _)) = screens.get_mut(*entity) else {
+        let Ok((mut playback, mut stream)) = screens.get_mut(*entity) else {
             continue;
         };
         if let Some(id) = playback.state.running_id() {
@@ -46,6 +46,8 @@ pub(super) fn read_stream_requests(
             worker.send(WorkerCommand::Stop { id }, capacity);
         }
         playback.reset(StreamState::StartWanted);
+        playback.ring.reset_counts();
+        stream.restart();
     }
 }
 
