@@ -8,9 +8,6 @@
 //!     OUT [image_steps] [image_batch] [crop] [video_steps] [learning_rate] [base_dim] [dim_mult]
 //! ```
 
-// A development tool: a bad argument is a panic with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Instant;
 
 use helios_model::config::VaeConfig;
@@ -19,27 +16,40 @@ use helios_train::TrainBackend;
 use helios_train::data::training_clip;
 use helios_train::vae::{VaeTraining, train_vae};
 
-fn main() {
+/// Argument `i` parsed, or `default`; a bad one is an error naming it.
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match args.get(i) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|e| format!("argument {} ({text:?}): {e}", i + 1)),
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let defaults = VaeTraining::default();
-    let arg = |i: usize, default: String| args.get(i).cloned().unwrap_or(default);
-    let out = std::path::PathBuf::from(arg(0, "vae-probe".into()));
+    let out = std::path::PathBuf::from(arg(&args, 0, String::from("vae-probe"))?);
     let options = VaeTraining {
-        image_steps: arg(1, defaults.image_steps.to_string()).parse().unwrap(),
-        image_batch: arg(2, defaults.image_batch.to_string()).parse().unwrap(),
-        crop: arg(3, defaults.crop.to_string()).parse().unwrap(),
-        video_steps: arg(4, defaults.video_steps.to_string()).parse().unwrap(),
-        learning_rate: arg(5, defaults.learning_rate.to_string()).parse().unwrap(),
+        image_steps: arg(&args, 1, defaults.image_steps)?,
+        image_batch: arg(&args, 2, defaults.image_batch)?,
+        crop: arg(&args, 3, defaults.crop)?,
+        video_steps: arg(&args, 4, defaults.video_steps)?,
+        learning_rate: arg(&args, 5, defaults.learning_rate)?,
         ..defaults
     };
     let mut config = helios_train::config::vae_untrained();
-    config["base_dim"] = serde_json::json!(arg(6, "8".into()).parse::<usize>().unwrap());
-    let dim_mult: Vec<usize> = arg(7, "1,1,1,1".into())
+    config["base_dim"] = serde_json::json!(arg(&args, 6, 8usize)?);
+    let dim_mult = arg(&args, 7, String::from("1,1,1,1"))?
         .split(',')
-        .map(|m| m.parse().unwrap())
-        .collect();
+        .map(|m| m.parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("argument 8 (dim_mult): {e}"))?;
     config["dim_mult"] = serde_json::json!(dim_mult);
-    let config: VaeConfig = serde_json::from_value(config).unwrap();
+    let config: VaeConfig = serde_json::from_value(config)?;
     let videos: Vec<_> = (0..16u64)
         .flat_map(|i| training_clip(1_000_000 + i).chunks)
         .collect();
@@ -64,14 +74,14 @@ fn main() {
                 window.clear();
             }
         },
-    )
-    .unwrap();
+    )?;
     let vae_dir = out.join("vae");
-    helios_model::save::save_vae(&model, &vae_dir).unwrap();
-    let mut saved = serde_json::to_value(&config).unwrap();
+    helios_model::save::save_vae(&model, &vae_dir)?;
+    let mut saved = serde_json::to_value(&config)?;
     saved["_class_name"] = serde_json::json!("AutoencoderKLWan");
-    helios_train::config::write_json(&vae_dir, "config.json", &saved).unwrap();
+    helios_train::config::write_json(&vae_dir, "config.json", &saved)?;
     let vae = WanVae::from_parts(model, config);
     let tests: Vec<_> = training_clip(42).chunks;
-    helios_train::preview::reconstructions(&vae, &tests[..2], &out).unwrap();
+    helios_train::preview::reconstructions(&vae, tests.get(..2).unwrap_or(&tests), &out)?;
+    Ok(())
 }
