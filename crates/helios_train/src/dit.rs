@@ -76,7 +76,7 @@ pub struct DitTraining {
 impl Default for DitTraining {
     fn default() -> Self {
         Self {
-            steps: 5000,
+            steps: 10000,
             learning_rate: 1e-3,
             steps_per_stage: 2,
             history_dropout: 0.1,
@@ -329,12 +329,41 @@ fn expression_weights<B: Backend>(
     Tensor::from_data(TensorData::new(values, [1, 1, 1, h, w]), device)
 }
 
+/// The expression weights of each latent frame size a run meets ([`expression_weights`]), made
+/// once per size; none for a weight of 1 (a uniform loss).
+struct ExpressionWeights<B: Backend> {
+    weight: f64,
+    by_size: HashMap<[usize; 2], Tensor<B, 5>>,
+}
+
+impl<B: Backend> ExpressionWeights<B> {
+    fn new(weight: f64) -> Self {
+        Self {
+            weight,
+            by_size: HashMap::new(),
+        }
+    }
+
+    fn of(&mut self, h: usize, w: usize, device: &B::Device) -> Option<Tensor<B, 5>> {
+        if self.weight == 1.0 {
+            return None;
+        }
+        let weight = self.weight;
+        Some(
+            self.by_size
+                .entry([h, w])
+                .or_insert_with(|| expression_weights(h, w, weight, device))
+                .clone(),
+        )
+    }
+}
+
 /// The loss of one sample: the squared error of the clean latents the predicted velocity implies
-/// (`x - sigma v`), weighted `expression_weight` times as much on the expression regions.
+/// (`x - sigma v`), weighted by `weights` (`[1, 1, 1, h, w]`) where given.
 fn sample_loss<B: Backend>(
     model: &HeliosTransformer3DModel<B>,
     sample: Sample<B>,
-    expression_weight: f64,
+    weights: &mut ExpressionWeights<B>,
 ) -> Result<Tensor<B, 1>> {
     let Sample {
         input,
@@ -345,12 +374,11 @@ fn sample_loss<B: Backend>(
     let velocity = model.forward(input)?;
     let predicted = x - velocity.mul_scalar(sigma);
     let error = (predicted - target).powi_scalar(2);
-    if expression_weight == 1.0 {
-        return Ok(error.mean());
-    }
     let [_, _, _, h, w] = error.dims();
-    let weights = expression_weights::<B>(h, w, expression_weight, &error.device());
-    Ok((error * weights).mean())
+    Ok(match weights.of(h, w, &error.device()) {
+        Some(weights) => (error * weights).mean(),
+        None => error.mean(),
+    })
 }
 
 /// The loss at one point of the sampler, averaged over samples.
@@ -392,6 +420,7 @@ pub fn point_losses<B: AutodiffBackend>(
     let [_, _, _, h, w] = first.latents.dims();
     let setup = Setup::new(config, scheduler, layout, [h, w], steps_per_stage)?;
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut uniform = ExpressionWeights::new(1.0);
     let mut out = Vec::with_capacity(setup.points.len());
     for &point in &setup.points {
         let (mut model_sum, mut identity_sum, mut n) = (0.0f32, 0.0f32, 0usize);
@@ -415,7 +444,9 @@ pub fn point_losses<B: AutodiffBackend>(
                     .powi_scalar(2)
                     .mean();
                 identity_sum += identity.into_scalar().elem::<f32>();
-                model_sum += sample_loss(model, sample, 1.0)?.into_scalar().elem::<f32>();
+                model_sum += sample_loss(model, sample, &mut uniform)?
+                    .into_scalar()
+                    .elem::<f32>();
                 n += 1;
             }
         }
@@ -488,6 +519,7 @@ pub fn train_dit<B: AutodiffBackend>(
     let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
     let schedule = LearningRate::new(options.learning_rate, options.steps);
     let pick = point_weights(&setup, &options.stage_weights)?;
+    let mut weights = ExpressionWeights::new(weight);
 
     for step in 0..options.steps {
         let clip = &clips[rng.random_range(0..clips.len())];
@@ -503,7 +535,7 @@ pub fn train_dit<B: AutodiffBackend>(
         };
         let point = setup.points[pick.sample(&mut rng)];
         let sample = setup.sample::<B>(clip, k, start, point, text, &mut rng, device)?;
-        let loss = sample_loss(&model, sample, options.expression_weight)?;
+        let loss = sample_loss(&model, sample, &mut weights)?;
         let at = StepAt {
             part: TrainPart::Transformer,
             step,
