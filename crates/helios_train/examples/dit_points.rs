@@ -9,15 +9,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
-use helios_model::config::{SchedulerConfig, TransformerConfig};
-use helios_model::dit::HeliosTransformer3DModel;
 use helios_model::pipeline::HistoryLayout;
-use helios_model::scheduler::FlowScheduler;
-use helios_model::text::TextEncoder;
-use helios_model::vae::WanVae;
 use helios_train::TrainBackend;
 use helios_train::data::{encode_clip, training_clip};
 use helios_train::dit::point_losses;
+use helios_train::eval::DitParts;
 
 type Inner = burn::backend::NdArray<f32>;
 
@@ -26,20 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(args.next().ok_or("usage: dit_points CHECKPOINT [clips]")?);
     let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
     let device = Default::default();
-    let text = TextEncoder::<Inner>::load(&dir, &device)?;
-    let vae = WanVae::<Inner>::load(&dir.join("vae"), &device)?;
-    let config: TransformerConfig = serde_json::from_str(&std::fs::read_to_string(
-        dir.join("transformer/config.json"),
-    )?)?;
-    let scheduler_config: SchedulerConfig = serde_json::from_str(&std::fs::read_to_string(
-        dir.join("scheduler/scheduler_config.json"),
-    )?)?;
-    let scheduler = FlowScheduler::new(&scheduler_config)?;
-    let model = HeliosTransformer3DModel::<TrainBackend>::load(
-        &dir.join("transformer"),
-        &device,
-        &mut |_| {},
-    )?;
+    let DitParts {
+        text,
+        vae,
+        config,
+        scheduler,
+        model,
+    } = DitParts::load(&dir)?;
     let mut clips = Vec::new();
     let mut embeddings: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
     for seed in 0..n {

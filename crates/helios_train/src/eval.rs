@@ -16,11 +16,48 @@ use helios_model::pipeline::{
 };
 use image::RgbImage;
 
+use crate::TrainBackend;
 use crate::data::{SIZE, caption};
 use crate::error::Result;
 
 /// The backend the checks run on (the CPU, as the tests do).
 pub type EvalBackend = NdArray<f32>;
+
+/// The parts of a demo checkpoint the DiT diagnostics read (`dit_points`, `prompt_gap`): its
+/// text encoder and VAE, and its DiT on the training backend with its config and scheduler.
+pub struct DitParts {
+    /// The text encoder.
+    pub text: helios_model::text::TextEncoder<EvalBackend>,
+    /// The VAE.
+    pub vae: helios_model::vae::WanVae<EvalBackend>,
+    /// The DiT's config.
+    pub config: helios_model::config::TransformerConfig,
+    /// The scheduler the checkpoint declares.
+    pub scheduler: helios_model::scheduler::FlowScheduler,
+    /// The DiT.
+    pub model: helios_model::dit::HeliosTransformer3DModel<TrainBackend>,
+}
+
+impl DitParts {
+    /// Loads the parts of the checkpoint folder `dir`.
+    pub fn load(dir: &std::path::Path) -> Result<Self> {
+        use helios_model::config::read_json;
+        let device = Default::default();
+        let scheduler_config: helios_model::config::SchedulerConfig =
+            read_json(&dir.join("scheduler/scheduler_config.json"))?;
+        Ok(Self {
+            text: helios_model::text::TextEncoder::load(dir, &device)?,
+            vae: helios_model::vae::WanVae::load(&dir.join("vae"), &device)?,
+            config: read_json(&dir.join("transformer/config.json"))?,
+            scheduler: helios_model::scheduler::FlowScheduler::new(&scheduler_config)?,
+            model: helios_model::dit::HeliosTransformer3DModel::load(
+                &dir.join("transformer"),
+                &device,
+                &mut |_| {},
+            )?,
+        })
+    }
+}
 
 /// A scene of the demo model's world: a character (a `helios_faces` seed), an emotion, a line
 /// or silence, a light.
