@@ -13,9 +13,7 @@ use helios_model::pipeline::HistoryLayout;
 use helios_train::TrainBackend;
 use helios_train::data::{encode_clip, training_clip};
 use helios_train::dit::point_losses;
-use helios_train::eval::DitParts;
-
-type Inner = burn::backend::NdArray<f32>;
+use helios_train::eval::{DitParts, EvalBackend};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -30,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model,
     } = DitParts::load(&dir)?;
     let mut clips = Vec::new();
-    let mut embeddings: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
+    let mut embeddings: HashMap<String, Tensor<EvalBackend, 3>> = HashMap::new();
     for seed in 0..n {
         let clip = training_clip(seed);
         for caption in &clip.captions {

@@ -16,9 +16,7 @@ use helios_train::TrainBackend;
 use helios_train::config::TEXT_TOKENS;
 use helios_train::data::{caption, encode_clip, training_clip, training_script};
 use helios_train::dit::point_losses;
-use helios_train::eval::DitParts;
-
-type Inner = burn::backend::NdArray<f32>;
+use helios_train::eval::{DitParts, EvalBackend};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -35,9 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encode = |c: &str| text.encode(&[c], TEXT_TOKENS);
     let mut clips = Vec::new();
     // Each caption's embedding, and the embeddings of its wrong-emotion and swapped-speech twins.
-    let mut own: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
-    let mut emotion: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
-    let mut speech: HashMap<String, Tensor<Inner, 3>> = HashMap::new();
+    let mut own: HashMap<String, Tensor<EvalBackend, 3>> = HashMap::new();
+    let mut emotion: HashMap<String, Tensor<EvalBackend, 3>> = HashMap::new();
+    let mut speech: HashMap<String, Tensor<EvalBackend, 3>> = HashMap::new();
     for seed in 0..n {
         let clip = training_clip(seed);
         let (script, captions) = training_script(seed);
@@ -63,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if first { "first" } else { "later" },
             if image { "image" } else { "text" }
         );
-        let run = |embeddings: &HashMap<String, Tensor<Inner, 3>>| {
+        let run = |embeddings: &HashMap<String, Tensor<EvalBackend, 3>>| {
             point_losses::<TrainBackend>(
                 &model,
                 &config,

@@ -11,9 +11,14 @@ use std::sync::atomic::AtomicBool;
 
 use burn::backend::NdArray;
 use helios_faces::{Character, Clip, Emotion, EmotionClassifier, Lighting, SceneText};
+use helios_model::config::{SchedulerConfig, TransformerConfig, read_json};
+use helios_model::dit::HeliosTransformer3DModel;
 use helios_model::pipeline::{
     ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest,
 };
+use helios_model::scheduler::FlowScheduler;
+use helios_model::text::TextEncoder;
+use helios_model::vae::WanVae;
 use image::RgbImage;
 
 use crate::TrainBackend;
@@ -27,34 +32,29 @@ pub type EvalBackend = NdArray<f32>;
 /// text encoder and VAE, and its DiT on the training backend with its config and scheduler.
 pub struct DitParts {
     /// The text encoder.
-    pub text: helios_model::text::TextEncoder<EvalBackend>,
+    pub text: TextEncoder<EvalBackend>,
     /// The VAE.
-    pub vae: helios_model::vae::WanVae<EvalBackend>,
+    pub vae: WanVae<EvalBackend>,
     /// The DiT's config.
-    pub config: helios_model::config::TransformerConfig,
+    pub config: TransformerConfig,
     /// The scheduler the checkpoint declares.
-    pub scheduler: helios_model::scheduler::FlowScheduler,
+    pub scheduler: FlowScheduler,
     /// The DiT.
-    pub model: helios_model::dit::HeliosTransformer3DModel<TrainBackend>,
+    pub model: HeliosTransformer3DModel<TrainBackend>,
 }
 
 impl DitParts {
     /// Loads the parts of the checkpoint folder `dir`.
     pub fn load(dir: &std::path::Path) -> Result<Self> {
-        use helios_model::config::read_json;
         let device = Default::default();
-        let scheduler_config: helios_model::config::SchedulerConfig =
+        let scheduler_config: SchedulerConfig =
             read_json(&dir.join("scheduler/scheduler_config.json"))?;
         Ok(Self {
-            text: helios_model::text::TextEncoder::load(dir, &device)?,
-            vae: helios_model::vae::WanVae::load(&dir.join("vae"), &device)?,
+            text: TextEncoder::load(dir, &device)?,
+            vae: WanVae::load(&dir.join("vae"), &device)?,
             config: read_json(&dir.join("transformer/config.json"))?,
-            scheduler: helios_model::scheduler::FlowScheduler::new(&scheduler_config)?,
-            model: helios_model::dit::HeliosTransformer3DModel::load(
-                &dir.join("transformer"),
-                &device,
-                &mut |_| {},
-            )?,
+            scheduler: FlowScheduler::new(&scheduler_config)?,
+            model: HeliosTransformer3DModel::load(&dir.join("transformer"), &device, &mut |_| {})?,
         })
     }
 }
