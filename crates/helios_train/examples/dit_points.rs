@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
-use helios_model::pipeline::HistoryLayout;
-use helios_train::TrainBackend;
 use helios_train::data::{encode_clip, training_clip};
-use helios_train::dit::point_losses;
 use helios_train::eval::{DitParts, EvalBackend};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,24 +17,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(args.next().ok_or("usage: dit_points CHECKPOINT [clips]")?);
     let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
     let device = Default::default();
-    let DitParts {
-        text,
-        vae,
-        config,
-        scheduler,
-        model,
-    } = DitParts::load(&dir)?;
+    let parts = DitParts::load(&dir)?;
     let mut clips = Vec::new();
     let mut embeddings: HashMap<String, Tensor<EvalBackend, 3>> = HashMap::new();
     for seed in 0..n {
         let clip = training_clip(seed);
         for caption in &clip.captions {
             if !embeddings.contains_key(caption) {
-                let e = text.encode(&[caption], helios_train::config::TEXT_TOKENS)?;
+                let e = parts
+                    .text
+                    .encode(&[caption], helios_train::config::TEXT_TOKENS)?;
                 embeddings.insert(caption.clone(), e);
             }
         }
-        clips.push(encode_clip(&vae, &clip, &device)?);
+        clips.push(encode_clip(&parts.vae, &clip, &device)?);
     }
     for (first, image) in [(true, true), (true, false), (false, true), (false, false)] {
         println!(
@@ -45,19 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if first { "first" } else { "later" },
             if image { "image" } else { "text" }
         );
-        let losses = point_losses::<TrainBackend>(
-            &model,
-            &config,
-            &scheduler,
-            HistoryLayout::default(),
-            &clips,
-            &embeddings,
-            2,
-            first,
-            image,
-            11,
-            &device,
-        )?;
+        let losses = parts.point_losses(&clips, &embeddings, first, image)?;
         for p in losses {
             println!(
                 "  stage {} step {} sigma {:.3}: model {:.4}, input as output {:.4}",

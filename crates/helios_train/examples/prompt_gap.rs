@@ -11,11 +11,8 @@ use std::path::PathBuf;
 
 use burn::tensor::Tensor;
 use helios_faces::{Character, Emotion, LINES, SceneText};
-use helios_model::pipeline::HistoryLayout;
-use helios_train::TrainBackend;
 use helios_train::config::TEXT_TOKENS;
 use helios_train::data::{caption, encode_clip, training_clip, training_script};
-use helios_train::dit::point_losses;
 use helios_train::eval::{DitParts, EvalBackend};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,14 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(args.next().ok_or("usage: prompt_gap CHECKPOINT [clips]")?);
     let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
     let device = Default::default();
-    let DitParts {
-        text,
-        vae,
-        config,
-        scheduler,
-        model,
-    } = DitParts::load(&dir)?;
-    let encode = |c: &str| text.encode(&[c], TEXT_TOKENS);
+    let parts = DitParts::load(&dir)?;
+    let encode = |c: &str| parts.text.encode(&[c], TEXT_TOKENS);
     let mut clips = Vec::new();
     // Each caption's embedding, and the embeddings of its wrong-emotion and swapped-speech twins.
     let mut own: HashMap<String, Tensor<EvalBackend, 3>> = HashMap::new();
@@ -53,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             emotion.insert(c.clone(), encode(&wrong)?);
             speech.insert(c.clone(), encode(&swapped)?);
         }
-        clips.push(encode_clip(&vae, &clip, &device)?);
+        clips.push(encode_clip(&parts.vae, &clip, &device)?);
     }
     for (first, image) in [(true, true), (false, true), (false, false)] {
         println!(
@@ -61,21 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if first { "first" } else { "later" },
             if image { "image" } else { "text" }
         );
-        let run = |embeddings: &HashMap<String, Tensor<EvalBackend, 3>>| {
-            point_losses::<TrainBackend>(
-                &model,
-                &config,
-                &scheduler,
-                HistoryLayout::default(),
-                &clips,
-                embeddings,
-                2,
-                first,
-                image,
-                11,
-                &device,
-            )
-        };
+        let run = |embeddings| parts.point_losses(&clips, embeddings, first, image);
         let (a, b, c) = (run(&own)?, run(&emotion)?, run(&speech)?);
         for ((p, q), r) in a.iter().zip(&b).zip(&c) {
             println!(

@@ -6,15 +6,17 @@
 //! scene, and the stream starts from the character's neutral portrait in the scene's light (the
 //! picture a game renders of its NPC), or from the prompt alone.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::NdArray;
+use burn::tensor::Tensor;
 use helios_faces::{Character, Clip, Emotion, EmotionClassifier, Lighting, SceneText};
 use helios_model::config::{SchedulerConfig, TransformerConfig, read_json};
 use helios_model::dit::HeliosTransformer3DModel;
 use helios_model::pipeline::{
-    ChunkStream, Conditioning, GenerationParams, HeliosPipeline, StreamRequest,
+    ChunkStream, Conditioning, GenerationParams, HeliosPipeline, HistoryLayout, StreamRequest,
 };
 use helios_model::scheduler::FlowScheduler;
 use helios_model::text::TextEncoder;
@@ -23,6 +25,7 @@ use image::RgbImage;
 
 use crate::TrainBackend;
 use crate::data::{SIZE, caption};
+use crate::dit::{DitTraining, LatentClip, PointLoss};
 use crate::error::Result;
 
 /// The backend the checks run on (the CPU, as the tests do).
@@ -56,6 +59,33 @@ impl DitParts {
             scheduler: FlowScheduler::new(&scheduler_config)?,
             model: HeliosTransformer3DModel::load(&dir.join("transformer"), &device, &mut |_| {})?,
         })
+    }
+
+    /// The DiT's loss at each point of the distilled sampler it was trained for, on the first
+    /// chunk of each of `clips` (`first_chunk`) or on their later chunks, in streams started from
+    /// the character's portrait (`image`) or from the prompt alone, with each chunk's prompt
+    /// embedding looked up by its caption in `embeddings`. The noise is the same on every call,
+    /// so two calls that differ only in `embeddings` compare the prompts.
+    pub fn point_losses(
+        &self,
+        clips: &[LatentClip<EvalBackend>],
+        embeddings: &HashMap<String, Tensor<EvalBackend, 3>>,
+        first_chunk: bool,
+        image: bool,
+    ) -> Result<Vec<PointLoss>> {
+        crate::dit::point_losses::<TrainBackend>(
+            &self.model,
+            &self.config,
+            &self.scheduler,
+            HistoryLayout::default(),
+            clips,
+            embeddings,
+            DitTraining::default().steps_per_stage,
+            first_chunk,
+            image,
+            11,
+            &Default::default(),
+        )
     }
 }
 
