@@ -146,7 +146,7 @@ pub fn save_transformer<B: Backend>(
 ) -> Result<usize> {
     save_module(
         model,
-        &crate::dit::model::key_map(),
+        &crate::dit::load::key_map(),
         &dir.join("diffusion_pytorch_model.safetensors"),
         stored,
     )
