@@ -1,12 +1,19 @@
 //! Weight loading: memory-mapped (sharded) safetensors applied onto burn modules.
 //!
-//! A part's module is first built from its config (`XConfig::init`, lazily initialised, so nothing is
-//! allocated yet); [`load_module`] then walks its parameters with a [`ModuleMapper`], maps each burn
-//! path to the diffusers key through the part's [`KeyMap`], checks the stored shape against the shape
-//! the config implies, converts bf16 / f16 / f32 / f64 to the parameter's dtype and replaces the value.
-//! Shards are memory-mapped: a tensor's bytes are read from the page cache once, converted and moved
-//! to the device, so the process never holds a second full copy of the checkpoint. Missing keys,
-//! unused keys, bad shapes and corrupt files are typed [`Error`]s naming the file and tensor.
+//! A part's module is first built from its config (`XConfig::init`, lazily initialised, so nothing
+//! is allocated yet); [`load_module`] then walks its parameters with a
+//! [`ModuleMapper`](burn::module::ModuleMapper), maps each burn path to the diffusers key through
+//! the part's [`KeyMap`], checks the stored shape against the shape the config implies, converts
+//! bf16 / f16 / f32 / f64 to the parameter's dtype and replaces the value. Shards are
+//! memory-mapped: a tensor's bytes are read from the page cache once, converted and moved to the
+//! device, so the process never holds a second full copy of the checkpoint. Missing keys, unused
+//! keys, bad shapes and corrupt files are typed [`Error`]s naming the file and tensor.
+//!
+//! - [`SafetensorsSet`] (`set`): the files of one part and reading a tensor in its device dtype;
+//! - [`KeyMap`], [`DtypePolicy`] (`keymap`): burn paths to checkpoint keys, and the dtype each
+//!   parameter is stored in;
+//! - [`LoadReport`] (`report`): what a load read and converted;
+//! - `loader`: the module mapper that replaces each parameter.
 
 mod keymap;
 mod loader;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-/// Progress of [`load_module`].
+/// Progress of [`load_module`](super::load_module).
 #[derive(Debug, Clone, Copy)]
 pub struct LoadProgress {
     /// Tensors loaded so far.
@@ -13,7 +13,7 @@ pub struct LoadProgress {
     pub bytes: usize,
 }
 
-/// What [`load_module`] applied.
+/// What [`load_module`](super::load_module) applied.
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
     /// The model part.
@@ -28,7 +28,7 @@ pub struct LoadReport {
     pub bytes_stored: usize,
     /// Tensors per dtype conversion, `"BF16 -> F16"` (unchanged dtypes are listed too, `"F32 -> F32"`).
     pub conversions: BTreeMap<String, usize>,
-    /// Tensors stored quantised ([`DtypePolicy::quantize`]).
+    /// Tensors stored quantised ([`DtypePolicy::quantize`](super::DtypePolicy::quantize)).
     pub quantized: usize,
     /// Bytes of the parameters kept in host memory and moved to the device only while they are
     /// used (offloaded DiT blocks); not counted in `bytes_stored`.
