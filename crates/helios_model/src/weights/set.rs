@@ -155,8 +155,8 @@ impl SafetensorsSet {
             .map(|e| self.shards[e.shard].path.as_path())
     }
 
-    /// Reads a tensor, converted to float32 (from bf16, f16, f32 or f64).
-    pub fn read_f32(&self, key: &str) -> Result<TensorData> {
+    /// A tensor's entry, the shard that holds it and its stored bytes.
+    fn locate(&self, key: &str) -> Result<(&Entry, &Shard, &[u8])> {
         let entry = self.entries.get(key).ok_or_else(|| Error::MissingTensor {
             part: self.part,
             key: key.to_string(),
@@ -165,6 +165,12 @@ impl SafetensorsSet {
         let shard = &self.shards[entry.shard];
         let bytes =
             &shard.mmap[shard.data_start + entry.offsets.0..shard.data_start + entry.offsets.1];
+        Ok((entry, shard, bytes))
+    }
+
+    /// Reads a tensor, converted to float32 (from bf16, f16, f32 or f64).
+    pub fn read_f32(&self, key: &str) -> Result<TensorData> {
+        let (entry, shard, bytes) = self.locate(key)?;
         let values: Vec<f32> = match entry.dtype {
             Dtype::F32 => bytes
                 .chunks_exact(4)
@@ -198,14 +204,7 @@ impl SafetensorsSet {
     /// Reads a tensor converted on the host to the dtype `store` asks for; returns the data and
     /// the stored dtype's name. bf16 → f16 goes through f32 per element, never a whole f32 copy.
     pub fn read_as(&self, key: &str, store: StoreAs) -> Result<(TensorData, String)> {
-        let entry = self.entries.get(key).ok_or_else(|| Error::MissingTensor {
-            part: self.part,
-            key: key.to_string(),
-            path: self.location.clone(),
-        })?;
-        let shard = &self.shards[entry.shard];
-        let bytes =
-            &shard.mmap[shard.data_start + entry.offsets.0..shard.data_start + entry.offsets.1];
+        let (entry, _, bytes) = self.locate(key)?;
         let from = format!("{:?}", entry.dtype);
         let data = match store {
             StoreAs::F32 => return Ok((self.read_f32(key)?, from)),
@@ -257,14 +256,7 @@ impl SafetensorsSet {
 
     /// Reads an integer tensor (i64 / i32 / u8 / bool) as i64 values.
     pub fn read_i64(&self, key: &str) -> Result<(Vec<i64>, Vec<usize>)> {
-        let entry = self.entries.get(key).ok_or_else(|| Error::MissingTensor {
-            part: self.part,
-            key: key.to_string(),
-            path: self.location.clone(),
-        })?;
-        let shard = &self.shards[entry.shard];
-        let bytes =
-            &shard.mmap[shard.data_start + entry.offsets.0..shard.data_start + entry.offsets.1];
+        let (entry, shard, bytes) = self.locate(key)?;
         let values: Vec<i64> = match entry.dtype {
             Dtype::I64 => bytes
                 .chunks_exact(8)
