@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use helios_faces::{Character, Clip, Emotion, EmotionClassifier, Lighting, SceneText};
-use helios_model::config::{SchedulerConfig, TransformerConfig, read_json};
+use helios_model::config::{SchedulerConfig, read_json};
 use helios_model::dit::HeliosTransformer3DModel;
 use helios_model::pipeline::{
     ChunkStream, Conditioning, GenerationParams, HeliosPipeline, HistoryLayout, StreamRequest,
@@ -32,14 +32,12 @@ use crate::error::Result;
 pub type EvalBackend = NdArray<f32>;
 
 /// The parts of a demo checkpoint the DiT diagnostics read (`dit_points`, `prompt_gap`): its
-/// text encoder and VAE, and its DiT on the training backend with its config and scheduler.
+/// text encoder and VAE, and its DiT on the training backend with its scheduler.
 pub struct DitParts {
     /// The text encoder.
     pub text: TextEncoder<EvalBackend>,
     /// The VAE.
     pub vae: WanVae<EvalBackend>,
-    /// The DiT's config.
-    pub config: TransformerConfig,
     /// The scheduler the checkpoint declares.
     pub scheduler: FlowScheduler,
     /// The DiT.
@@ -55,7 +53,6 @@ impl DitParts {
         Ok(Self {
             text: TextEncoder::load(dir, &device)?,
             vae: WanVae::load(&dir.join("vae"), &device)?,
-            config: read_json(&dir.join("transformer/config.json"))?,
             scheduler: FlowScheduler::new(&scheduler_config)?,
             model: HeliosTransformer3DModel::load(&dir.join("transformer"), &device, &mut |_| {})?,
         })
@@ -75,7 +72,7 @@ impl DitParts {
     ) -> Result<Vec<PointLoss>> {
         crate::dit::point_losses::<TrainBackend>(
             &self.model,
-            &self.config,
+            self.model.config(),
             &self.scheduler,
             HistoryLayout::default(),
             clips,
