@@ -47,6 +47,14 @@ pub struct TrainArgs {
     /// of the frame (1: uniform) [default: the shipped model's]
     #[arg(long, value_name = "W")]
     pub dit_expression_weight: Option<f64>,
+    /// Lip-synced clips: while a line is spoken the mouth opens once per syllable of it, 8 frames
+    /// a syllable, from the line's start (the shipped model's clips: random syllables)
+    #[arg(long)]
+    pub lip_sync: bool,
+    /// Scale of the text encoder's layer outputs: below 1 each prompt position keeps more of its
+    /// own word (0.1: mostly its own word) [default: 1, the shipped model's]
+    #[arg(long, value_name = "S")]
+    pub text_layer_scale: Option<f32>,
     /// Backend the VAE and the DiT train on (the data are made on the CPU)
     #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
     pub backend: BackendChoice,
@@ -86,6 +94,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     if let Some(weight) = args.dit_expression_weight {
         options.dit.expression_weight = weight;
+    }
+    if args.lip_sync {
+        options.speech = helios_train::Speech::LipSync;
+    }
+    if let Some(scale) = args.text_layer_scale {
+        options.text_layer_scale = scale;
     }
     options.vae_from = args.vae_from.clone();
     let mut current: Option<(TrainPart, ProgressBar, f32)> = None;

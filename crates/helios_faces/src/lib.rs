@@ -27,7 +27,10 @@ pub mod scene;
 
 pub use character::{Character, HairStyle};
 pub use classify::EmotionClassifier;
-pub use clip::{Clip, DEFAULT_SIZE, FPS, FrameInfo, ScriptStep};
+pub use clip::{
+    Clip, DEFAULT_SIZE, FPS, FrameInfo, SYLLABLE_FRAMES, ScriptStep, Speech, mouth_beat,
+    syllable_beats,
+};
 pub use measure::{FaceMeasurement, degrade, identity_distance, measure, mouth_motion};
 pub use pose::FacePose;
 pub use render::render;

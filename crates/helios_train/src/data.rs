@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use helios_faces::{
-    Character, Clip, DEFAULT_SIZE, Emotion, LINES, Lighting, SceneText, ScriptStep,
+    Character, Clip, DEFAULT_SIZE, Emotion, LINES, Lighting, SceneText, ScriptStep, Speech,
 };
 use helios_model::vae::WanVae;
 use helios_worker::prompt::{PromptTemplate, SceneFields, compact_prompt};
@@ -91,10 +91,16 @@ pub fn training_script(seed: u64) -> (Vec<ScriptStep<'static>>, Vec<String>) {
     (script, captions)
 }
 
-/// The clip of `seed`: reproducible, a scene change at each chunk start.
+/// The clip of `seed`: reproducible, a scene change at each chunk start (the shipped model's
+/// random syllables while a line is spoken).
 pub fn training_clip(seed: u64) -> TrainingClip {
+    training_clip_speaking(seed, Speech::Random)
+}
+
+/// [`training_clip`] with the mouth moving as `speech` says while a line is spoken.
+pub fn training_clip_speaking(seed: u64, speech: Speech) -> TrainingClip {
     let (script, captions) = training_script(seed);
-    let clip = Clip::with_script(seed, &script, CHUNKS * FRAMES_PER_CHUNK, SIZE);
+    let clip = Clip::with_script_speaking(seed, &script, CHUNKS * FRAMES_PER_CHUNK, SIZE, speech);
     let chunks = clip
         .frames
         .chunks(FRAMES_PER_CHUNK)

@@ -6,7 +6,8 @@
 //! [`PromptTemplate`](helios_worker::prompt::PromptTemplate). Training runs on burn's autodiff over
 //! the port's own modules (the same code that generates), on the CPU:
 //!
-//! 1. a word-level tokenizer for the captions and a frozen, randomly initialised UMT5 encoder;
+//! 1. a word-level tokenizer for the captions and a frozen, randomly initialised UMT5 encoder
+//!    ([`text`]);
 //! 2. the VAE as an autoencoder ([`vae`]), then its latent statistics;
 //! 3. the DiT with Helios' objective at the distilled sampler's points ([`dit`]).
 //!
@@ -23,6 +24,7 @@ mod init;
 pub mod preview;
 pub mod schedule;
 mod step;
+pub mod text;
 pub mod vae;
 
 use std::collections::HashMap;
@@ -34,11 +36,12 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use helios_model::config::{SchedulerConfig, TextEncoderConfig, TransformerConfig, VaeConfig};
 use helios_model::pipeline::HistoryLayout;
-use helios_model::random::random_text_encoder;
 use helios_model::save::{StoredAs, save_text_encoder, save_transformer, save_vae};
 use helios_model::scheduler::FlowScheduler;
 use helios_model::text::TextEncoder;
 use helios_model::vae::WanVae;
+
+pub use helios_faces::Speech;
 
 pub use dit::DitTraining;
 pub use error::{Result, TrainError};
@@ -88,6 +91,10 @@ pub struct TrainOptions {
     /// A checkpoint folder whose trained `vae/` is reused instead of training one (to try DiT
     /// settings on the same VAE).
     pub vae_from: Option<std::path::PathBuf>,
+    /// How the mouth moves in the clips while a line is spoken.
+    pub speech: Speech,
+    /// The text encoder's layer scale ([`text::demo_text_encoder`]; 1: a plain random UMT5).
+    pub text_layer_scale: f32,
 }
 
 impl Default for TrainOptions {
@@ -100,6 +107,8 @@ impl Default for TrainOptions {
             dit: DitTraining::default(),
             preview: None,
             vae_from: None,
+            speech: Speech::Random,
+            text_layer_scale: 1.0,
         }
     }
 }
@@ -185,10 +194,10 @@ pub fn train_demo_on<B: AutodiffBackend>(
     let text_config = config::text_encoder(vocab_size);
     let text_dir = out.join("text_encoder");
     config::write_json(&text_dir, "config.json", &text_config)?;
-    let umt5 = random_text_encoder::<Inner>(
+    let umt5 = text::demo_text_encoder::<Inner>(
         &parse::<TextEncoderConfig>(text_config)?,
-        None,
         seed ^ 0x7e47,
+        options.text_layer_scale,
         &device,
     )?;
     save_text_encoder(&umt5, &text_dir)?;
@@ -202,7 +211,9 @@ pub fn train_demo_on<B: AutodiffBackend>(
     let render = options.vae_from.is_none() || options.preview.is_some();
     let vae_clips = if render { options.vae_clips as u64 } else { 0 };
     let videos: Vec<_> = (0..vae_clips)
-        .flat_map(|i| data::training_clip(seed.wrapping_add(1_000_000 + i)).chunks)
+        .flat_map(|i| {
+            data::training_clip_speaking(seed.wrapping_add(1_000_000 + i), options.speech).chunks
+        })
         .collect();
     let mut vae_losses = Vec::new();
     if let Some(from) = &options.vae_from {
@@ -239,7 +250,7 @@ pub fn train_demo_on<B: AutodiffBackend>(
     let mut clips = Vec::with_capacity(options.dit_clips);
     let mut embeddings: HashMap<String, Tensor<B::InnerBackend, 3>> = HashMap::new();
     for i in 0..options.dit_clips as u64 {
-        let clip = data::training_clip(seed.wrapping_add(i));
+        let clip = data::training_clip_speaking(seed.wrapping_add(i), options.speech);
         for caption in &clip.captions {
             if !embeddings.contains_key(caption) {
                 let e = text.encode(&[caption], config::TEXT_TOKENS)?;

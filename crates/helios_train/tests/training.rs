@@ -196,6 +196,9 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
         },
         preview: None,
         vae_from: None,
+        // Lip-synced clips and a text encoder that keeps each word in place (not the defaults).
+        speech: helios_train::Speech::LipSync,
+        text_layer_scale: 0.1,
     };
     let mut steps = 0;
     let report = train_demo(&out, &options, &mut |_| steps += 1).unwrap();
@@ -233,6 +236,11 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
         ..reuse.clone()
     };
     let refused_weight = train_demo(&again, &negative, &mut |_| {});
+    let bad_scale = TrainOptions {
+        text_layer_scale: -0.5,
+        ..reuse.clone()
+    };
+    let refused_scale = train_demo(&again, &bad_scale, &mut |_| {});
     let _ = std::fs::remove_dir_all(&again);
     assert_eq!(steps, 2, "only the DiT trains");
     assert_eq!(reused.vae_loss.to_bits(), 0.0f32.to_bits(), "no VAE loss");
@@ -245,6 +253,10 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
     assert!(
         matches!(refused_weight, Err(helios_train::TrainError::Options(_))),
         "a negative expression weight: {refused_weight:?}"
+    );
+    assert!(
+        matches!(refused_scale, Err(helios_train::TrainError::Options(_))),
+        "a negative text layer scale: {refused_scale:?}"
     );
 
     let pipeline = HeliosPipeline::<NdArray<f32>>::load(&out, &Default::default());
