@@ -291,10 +291,14 @@ fn animate(
     let mut syllable_start = 0usize;
     let mut syllable_len = 6usize;
     let mut syllable_amp = 0.6f32;
-    let beats: Vec<Vec<f32>> = segments
-        .iter()
-        .map(|s| s.line.as_deref().map(syllable_beats).unwrap_or_default())
-        .collect();
+    // Each segment's syllables, when the mouth follows them.
+    let beats: Vec<Vec<f32>> = match speech {
+        Speech::Random => Vec::new(),
+        Speech::LipSync => segments
+            .iter()
+            .map(|s| s.line.as_deref().map(syllable_beats).unwrap_or_default())
+            .collect(),
+    };
     const BLINK: [f32; 5] = [0.6, 0.15, 0.05, 0.3, 0.75];
 
     for f in 0..frames {
@@ -333,7 +337,7 @@ fn animate(
                 }
                 Speech::LipSync => beats
                     .get(seg_index)
-                    .map_or(0.0, |beats| mouth_beat(beats, f - seg.start.min(f))),
+                    .map_or(0.0, |beats| mouth_beat(beats, f.saturating_sub(seg.start))),
             };
             pose.mouth_open += open * (1.05 - pose.mouth_open).max(0.0);
         }

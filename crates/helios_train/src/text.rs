@@ -9,6 +9,7 @@
 //! encoder a UMT5 (the same architecture, config and checkpoint layout) whose output at each
 //! position is mostly that position's own word, with a little of its context.
 
+use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use helios_model::config::TextEncoderConfig;
 use helios_model::random::random_text_encoder;
@@ -31,14 +32,12 @@ pub fn demo_text_encoder<B: Backend>(
         )));
     }
     let mut model = random_text_encoder::<B>(config, None, seed, device)?;
-    if layer_scale == 1.0 {
-        return Ok(model);
-    }
+    let scale = |linear: &mut Linear<B>| {
+        linear.weight = linear.weight.clone().map(|w| w.mul_scalar(layer_scale));
+    };
     for block in &mut model.encoder.block {
-        let attention = &mut block.layer_0.self_attention.o;
-        attention.weight = attention.weight.clone().map(|w| w.mul_scalar(layer_scale));
-        let ff = &mut block.layer_1.dense_relu_dense.wo;
-        ff.weight = ff.weight.clone().map(|w| w.mul_scalar(layer_scale));
+        scale(&mut block.layer_0.self_attention.o);
+        scale(&mut block.layer_1.dense_relu_dense.wo);
     }
     Ok(model)
 }
