@@ -47,17 +47,28 @@ pub struct TrainArgs {
     /// of the frame (1: uniform) [default: the shipped model's]
     #[arg(long, value_name = "W")]
     pub dit_expression_weight: Option<f64>,
-    /// Lip-synced clips: while a line is spoken the mouth opens once per syllable of it, 8 frames
-    /// a syllable, from the line's start (the shipped model's clips: random syllables)
-    #[arg(long)]
-    pub lip_sync: bool,
+    /// How the mouth moves while a line is spoken: `lip-sync` opens it once per syllable of the
+    /// line, 8 frames a syllable, from the line's start; `random` opens it at random (the model
+    /// shipped before) [default: lip-sync, the shipped model's]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub speech: Option<SpeechArg>,
     /// Scale of the text encoder's layer outputs: below 1 each prompt position keeps more of its
-    /// own word (0.1: mostly its own word) [default: 1, the shipped model's]
+    /// own word (0.1: mostly its own word; 1: a plain random UMT5) [default: 0.1, the shipped
+    /// model's]
     #[arg(long, value_name = "S")]
     pub text_layer_scale: Option<f32>,
     /// Backend the VAE and the DiT train on (the data are made on the CPU)
     #[arg(long, value_enum, default_value_t = BackendChoice::Ndarray)]
     pub backend: BackendChoice,
+}
+
+/// `--speech`: how the training clips move the mouth while a line is spoken.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpeechArg {
+    /// Random syllables, 5 to 7 frames each.
+    Random,
+    /// One opening per syllable of the line, from its start.
+    LipSync,
 }
 
 fn bar(steps: usize, what: &str) -> ProgressBar {
@@ -95,8 +106,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(weight) = args.dit_expression_weight {
         options.dit.expression_weight = weight;
     }
-    if args.lip_sync {
-        options.speech = helios_train::Speech::LipSync;
+    if let Some(speech) = args.speech {
+        options.speech = match speech {
+            SpeechArg::Random => helios_train::Speech::Random,
+            SpeechArg::LipSync => helios_train::Speech::LipSync,
+        };
     }
     if let Some(scale) = args.text_layer_scale {
         options.text_layer_scale = scale;

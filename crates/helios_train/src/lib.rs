@@ -91,9 +91,11 @@ pub struct TrainOptions {
     /// A checkpoint folder whose trained `vae/` is reused instead of training one (to try DiT
     /// settings on the same VAE).
     pub vae_from: Option<std::path::PathBuf>,
-    /// How the mouth moves in the clips while a line is spoken.
+    /// How the mouth moves in the clips while a line is spoken (the shipped model:
+    /// [`Speech::LipSync`]).
     pub speech: Speech,
-    /// The text encoder's layer scale ([`text::demo_text_encoder`]; 1: a plain random UMT5).
+    /// The text encoder's layer scale ([`text::demo_text_encoder`]; 1: a plain random UMT5; the
+    /// shipped model: 0.1, each prompt position mostly its own word).
     pub text_layer_scale: f32,
 }
 
@@ -107,8 +109,8 @@ impl Default for TrainOptions {
             dit: DitTraining::default(),
             preview: None,
             vae_from: None,
-            speech: Speech::Random,
-            text_layer_scale: 1.0,
+            speech: Speech::LipSync,
+            text_layer_scale: 0.1,
         }
     }
 }

@@ -5,10 +5,10 @@
 //!
 //! `HELIOS_MODEL_DIR` points these tests at another checkpoint folder (a retrained one).
 //!
-//! The emotion and prompt-switch tests are ignored: the shipped model draws neutral, angry and
-//! surprised faces as asked most of the time, happy, sad and worried ones too softly to read (the
-//! repository README's *Training the demo model* has its figures). They are the bar a retrained
-//! model has to clear: `cargo test -p helios_train --test demo_model -- --ignored`.
+//! The test for each emotion is ignored: the shipped model draws neutral and angry faces as asked
+//! 9 times in 10, surprised 7, happy 6, sad 5 and worried 2 (the repository README's *Training the
+//! demo model* has its figures), short of its 8 in 10. It is the bar a retrained model has to
+//! clear: `cargo test -p helios_train --test demo_model -- --ignored`.
 
 // Test code: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -112,7 +112,7 @@ fn the_character_stays_recognisable_over_five_chunks() {
 }
 
 #[test]
-#[ignore = "the shipped demo model draws happy, sad and worried too softly to read; for a retrained one: HELIOS_MODEL_DIR=DIR cargo test -- --ignored"]
+#[ignore = "the shipped demo model reads happy, sad and worried back as asked 6, 5 and 2 times in 10; for a retrained one: HELIOS_MODEL_DIR=DIR cargo test -- --ignored"]
 fn each_emotion_is_drawn_as_the_prompt_names_it() {
     let model = model();
     let mut misses = Vec::new();
@@ -153,7 +153,6 @@ fn speaking_moves_the_mouth_more_than_silence() {
 }
 
 #[test]
-#[ignore = "the shipped demo model draws happy, sad and worried too softly to read; for a retrained one: HELIOS_MODEL_DIR=DIR cargo test -- --ignored"]
 fn a_prompt_switch_changes_the_expression_within_two_chunks() {
     let model = model();
     for (seed, (from, to)) in [

@@ -196,7 +196,8 @@ fn a_short_run_writes_a_checkpoint_the_pipeline_loads_and_runs() {
         },
         preview: None,
         vae_from: None,
-        // Lip-synced clips and a text encoder that keeps each word in place (not the defaults).
+        // The shipped recipe, spelled out: lip-synced clips and a text encoder that keeps each
+        // word in place.
         speech: helios_train::Speech::LipSync,
         text_layer_scale: 0.1,
     };
