@@ -91,10 +91,10 @@ pub fn training_script(seed: u64) -> (Vec<ScriptStep<'static>>, Vec<String>) {
     (script, captions)
 }
 
-/// The clip of `seed`: reproducible, a scene change at each chunk start (the shipped model's
-/// random syllables while a line is spoken).
+/// The clip of `seed`: reproducible, a scene change at each chunk start, a spoken line mouthed
+/// syllable by syllable (the shipped model's data).
 pub fn training_clip(seed: u64) -> TrainingClip {
-    training_clip_speaking(seed, Speech::Random)
+    training_clip_speaking(seed, Speech::LipSync)
 }
 
 /// [`training_clip`] with the mouth moving as `speech` says while a line is spoken.
